@@ -1,0 +1,133 @@
+"""Reading and writing images with errors that name the file and the problem.
+
+Everything inside the project is 8-bit RGB (``uint8`` array, H x W x 3).
+:func:`read_rgb` is strict (the dataset stages refuse what is not plain RGB so
+that nothing is silently converted in a benchmark); :func:`load_image` is the
+lenient reader for people's own photos (EXIF orientation, grey, alpha, palette,
+16-bit).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .atomic import atomic_path
+
+__all__ = ["ImageError", "IMAGE_EXTENSIONS", "is_image_file", "read_rgb", "write_image", "LoadedImage",
+           "load_image"]
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used; ``str()`` names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageError(path, "file does not exist")
+    if path.is_dir():
+        raise ImageError(path, "is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(path, "file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()  # decode now so truncation is found here, not later
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(path, f"image is too large to decode safely ({exc})") from exc
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg.lower():
+            raise ImageError(path, "image file is truncated") from exc
+        raise ImageError(path, f"not a readable image ({msg})") from exc
+    except (ValueError, SyntaxError) as exc:
+        raise ImageError(path, f"not a readable image ({exc})") from exc
+    return img
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an 8-bit RGB image; refuse other modes with a clear reason."""
+    path = Path(path)
+    img = _open(path)
+    if img.mode != "RGB":
+        kind = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGBA (has an alpha channel)",
+                "P": "palette", "I;16": "16-bit grayscale", "I;16B": "16-bit grayscale",
+                "I": "32-bit integer", "F": "floating point", "CMYK": "CMYK", "1": "1-bit"}.get(img.mode, img.mode)
+        raise ImageError(path, f"{kind} image; only 8-bit RGB is accepted here (convert it to RGB first)")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:
+    """Write a uint8 (or uint16) image atomically; format from the extension."""
+    path = Path(path)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"{path}: expected uint8 or uint16 pixels, got {array.dtype}")
+    img = Image.fromarray(array)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(path, f"unknown image extension {path.suffix!r}; use one of "
+                               f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
+    if fmt == "JPEG":
+        save_kwargs.setdefault("quality", 95)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=fmt, **save_kwargs)
+
+
+@dataclass
+class LoadedImage:
+    """A photo as the enhancer sees it: RGB pixels plus what is needed to write it back."""
+
+    rgb: np.ndarray  # uint8 H x W x 3
+    alpha: np.ndarray | None  # uint8 H x W, or None
+    mode: str  # PIL mode of the file ('RGB', 'L', 'RGBA', 'I;16', ...)
+    bit_depth: int  # 8 or 16
+
+
+def load_image(path: str | os.PathLike) -> LoadedImage:
+    """Lenient reader for people's photos: EXIF orientation, grey, alpha, palette, 16-bit.
+
+    16-bit inputs are reduced to 8 bits for the network (the method is 8-bit) and
+    their depth is remembered so the writer can return 16-bit output.
+    """
+    path = Path(path)
+    img = _open(path)
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    alpha = None
+    bit_depth = 8
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        bit_depth = 16
+        arr8 = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
+        rgb = np.repeat(arr8[..., None], 3, axis=2)
+    elif mode == "F":
+        raise ImageError(path, "floating-point images are not supported")
+    else:
+        if mode == "P":
+            img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        if img.mode in ("RGBA", "LA", "PA"):
+            alpha = np.asarray(img.getchannel("A"), dtype=np.uint8).copy()
+            img = img.convert("RGB")
+        elif img.mode != "RGB":
+            img = img.convert("RGB")
+        rgb = np.asarray(img, dtype=np.uint8).copy()
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError(path, f"unexpected pixel layout {rgb.shape}")
+    return LoadedImage(rgb=rgb, alpha=alpha, mode=mode, bit_depth=bit_depth)

@@ -1,0 +1,57 @@
+"""The prepared dataset's layout, read by every stage after ``prepare``.
+
+    data/prepared/
+        manifest.csv                 split, stem, sources, checksums, size
+        train/low/<stem>.png         train/high/<stem>.png
+        val/...                      test/...      (test may be empty)
+
+Low and high images of a pair share the stem. ``mapped`` folders written by
+``histmap`` use the same stems (``data/mapped/<split>/<stem>.png``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .imageio import ImageError, read_rgb
+
+__all__ = ["SPLITS", "Pair", "list_pairs", "load_pairs", "split_is_empty"]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Pair:
+    stem: str
+    low: Path
+    high: Path
+
+
+def list_pairs(root: str | Path, split: str) -> list[Pair]:
+    """Pairs of one split, sorted by stem; a low image without its high one is an error."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    root = Path(root)
+    low_dir, high_dir = root / split / "low", root / split / "high"
+    if not low_dir.is_dir():
+        return []
+    pairs = []
+    for low in sorted(low_dir.glob("*.png")):
+        high = high_dir / low.name
+        if not high.is_file():
+            raise ImageError(low, f"has no reference image at {high}")
+        pairs.append(Pair(low.stem, low, high))
+    return pairs
+
+
+def split_is_empty(root: str | Path, split: str) -> bool:
+    return not list_pairs(root, split)
+
+
+def load_pairs(root: str | Path, split: str) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Decode one split: stems, low images, high images (uint8 RGB)."""
+    pairs = list_pairs(root, split)
+    return ([p.stem for p in pairs], [read_rgb(p.low) for p in pairs], [read_rgb(p.high) for p in pairs])

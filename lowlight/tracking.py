@@ -1,0 +1,232 @@
+"""MLflow tracking: one run per ``dvc repro`` / ``dvc exp run``, shared by its stages.
+
+Each DVC stage is its own process, so the stages of one pipeline invocation
+find their common run by a key: the process id and start time of the ``dvc``
+process above them (one key per ``dvc repro`` or per queued experiment). A
+stage started by hand, outside DVC, gets a run of its own.
+
+The tracking URI is ``$MLFLOW_TRACKING_URI`` when set (a shared server), else
+an SQLite file at the repository root as an absolute URI, so runs from
+``dvc exp run --temp`` and the queue land in the same database. SQLite
+writers are retried, and a server that does not answer fails within seconds
+with a message that names the URI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+__all__ = ["repo_root", "tracking_uri", "pipeline_run", "TrackingError", "Tracker", "NullTracker"]
+
+log = logging.getLogger(__name__)
+
+
+class TrackingError(RuntimeError):
+    pass
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The DVC project root: ``$DVC_ROOT`` when DVC runs us, else the nearest folder with ``.dvc``."""
+    env = os.environ.get("DVC_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir() or (folder / "dvc.yaml").is_file():
+            return folder
+    return here
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    # a queued/temp experiment runs in a copy of the repo; log to the original one
+    root = Path(os.environ.get("LOWLIGHT_MLFLOW_ROOT") or root or _original_root())
+    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def _original_root() -> Path:
+    root = repo_root()
+    # `dvc exp run --temp` and queued runs execute inside .dvc/tmp/exps/...; walk out of it
+    parts = root.parts
+    if ".dvc" in parts:
+        return Path(*parts[: parts.index(".dvc")])
+    return root
+
+
+def _invocation_key() -> str:
+    """Identify the enclosing ``dvc`` process (pid + start time) or this process alone."""
+    try:
+        import psutil
+
+        proc = psutil.Process().parent()
+        while proc is not None:
+            cmd = " ".join(proc.cmdline()[:3]).lower()
+            if "dvc" in Path(proc.cmdline()[0]).name.lower() or " -m dvc" in cmd or "/dvc " in cmd + " ":
+                return f"dvc-{proc.pid}-{int(proc.create_time())}"
+            proc = proc.parent()
+    except Exception:  # psutil missing or a process we may not inspect
+        pass
+    return f"proc-{os.getpid()}-{int(time.time())}"
+
+
+def _git_rev(root: Path) -> str:
+    rev = os.environ.get("DVC_EXP_BASELINE_REV")
+    if rev:
+        return rev
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, when an HTTP tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout)
+    except urllib.error.HTTPError:
+        return  # it answered; a server without /health is still a server
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(
+            f"MLflow tracking server {uri} does not answer ({getattr(exc, 'reason', exc)}); start it, or unset "
+            "MLFLOW_TRACKING_URI to log to the local SQLite store") from exc
+
+
+def _retry(fn, *args, attempts: int = 8, **kwargs):
+    """SQLite under concurrent writers (queued experiments) can say 'database is locked'."""
+    delay = 0.2
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # mlflow wraps sqlite errors in several exception types
+            if "locked" not in str(exc).lower() or i == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+
+class Tracker:
+    """Thin wrapper so stages log plain dicts and files; every call retries on a locked DB."""
+
+    def __init__(self, client, run_id: str, stage: str):
+        self.client = client
+        self.run_id = run_id
+        self.stage = stage
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = _retry(self.client.get_run, self.run_id).data.params
+        new = [Param(str(k), str(v)[:6000]) for k, v in params.items() if str(k) not in existing]
+        for i in range(0, len(new), 100):
+            _retry(self.client.log_batch, self.run_id, params=new[i:i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, prefix: str = "") -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(f"{prefix}{k}", float(v), ts, step or 0) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for i in range(0, len(items), 500):
+            _retry(self.client.log_batch, self.run_id, metrics=items[i:i + 500])
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        path = Path(path)
+        if not path.exists():
+            return
+        folder = folder if folder is not None else self.stage
+        if path.is_dir():
+            _retry(self.client.log_artifacts, self.run_id, str(path), folder)
+        else:
+            _retry(self.client.log_artifact, self.run_id, str(path), folder)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for k, v in tags.items():
+            _retry(self.client.set_tag, self.run_id, k, str(v))
+
+
+class NullTracker(Tracker):
+    """What stages get when tracking is off: the same calls, doing nothing."""
+
+    def log_params(self, params):
+        pass
+
+    def log_metrics(self, metrics, step=None, prefix=""):
+        pass
+
+    def log_artifact(self, path, folder=None):
+        pass
+
+    def set_tags(self, tags):
+        pass
+
+
+@contextlib.contextmanager
+def pipeline_run(stage: str, params=None, experiment: str = "lowlight",
+                 enabled: bool | None = None) -> Iterator[Tracker]:
+    """Open (or rejoin) the MLflow run of this pipeline invocation for ``stage``.
+
+    Set ``LOWLIGHT_MLFLOW=0`` to switch tracking off (tests, quick checks); the
+    stage's files are written either way.
+    """
+    if enabled is None:
+        enabled = os.environ.get("LOWLIGHT_MLFLOW", "1") not in ("0", "false", "off")
+    if not enabled:
+        yield NullTracker(None, "", stage)
+        return
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    _check_server(uri)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    client = MlflowClient(tracking_uri=uri)
+    exp = _retry(client.get_experiment_by_name, experiment)
+    if exp is None:
+        try:
+            exp_id = _retry(client.create_experiment, experiment)
+        except Exception:  # another stage created it meanwhile
+            exp_id = _retry(client.get_experiment_by_name, experiment).experiment_id
+    else:
+        exp_id = exp.experiment_id
+    key = _invocation_key()
+    found = _retry(client.search_runs, [exp_id], filter_string=f"tags.`lowlight.invocation` = '{key}'",
+                   max_results=1)
+    root = _original_root()
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        dvc_exp = os.environ.get("DVC_EXP_NAME", "")
+        tags = {"lowlight.invocation": key, "git_rev": _git_rev(root), "dvc_exp": dvc_exp or "workspace",
+                "mlflow.runName": dvc_exp or f"repro-{time.strftime('%Y%m%d-%H%M%S')}"}
+        run_id = _retry(client.create_run, exp_id, tags=tags).info.run_id
+    tracker = Tracker(client, run_id, stage)
+    if params is not None:
+        from .config import flatten
+
+        tracker.log_params(flatten(params) if dataclasses.is_dataclass(params) else dict(params))
+    tracker.set_tags({f"stage.{stage}": "running"})
+    try:
+        yield tracker
+    except BaseException:
+        _retry(client.set_tag, run_id, f"stage.{stage}", "failed")
+        _retry(client.set_terminated, run_id, "FAILED")
+        raise
+    else:
+        _retry(client.set_tag, run_id, f"stage.{stage}", "done")
+        _retry(client.set_terminated, run_id, "FINISHED")
