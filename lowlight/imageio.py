@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 from .atomic import atomic_path
 
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "is_image_file", "read_rgb", "write_image", "LoadedImage",
-           "load_image"]
+           "load_image", "from_pil", "to_pil", "open_image"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -38,7 +38,7 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _open(path: Path) -> Image.Image:
+def open_image(path: Path) -> Image.Image:
     if not path.exists():
         raise ImageError(path, "file does not exist")
     if path.is_dir():
@@ -65,7 +65,7 @@ def _open(path: Path) -> Image.Image:
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Decode an 8-bit RGB image; refuse other modes with a clear reason."""
     path = Path(path)
-    img = _open(path)
+    img = open_image(path)
     if img.mode != "RGB":
         kind = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGBA (has an alpha channel)",
                 "P": "palette", "I;16": "16-bit grayscale", "I;16B": "16-bit grayscale",
@@ -101,13 +101,22 @@ class LoadedImage:
 
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
-    """Lenient reader for people's photos: EXIF orientation, grey, alpha, palette, 16-bit.
+    """Lenient reader for people's photos: EXIF orientation, grey, alpha, palette, 16-bit."""
+    path = Path(path)
+    try:
+        return from_pil(open_image(path))
+    except ImageError:
+        raise
+    except ValueError as exc:
+        raise ImageError(path, str(exc)) from exc
+
+
+def from_pil(img: Image.Image) -> LoadedImage:
+    """PIL image -> RGB pixels + what is needed to give the result back in the same kind.
 
     16-bit inputs are reduced to 8 bits for the network (the method is 8-bit) and
-    their depth is remembered so the writer can return 16-bit output.
+    their depth is remembered so that :func:`to_pil` returns 16-bit output.
     """
-    path = Path(path)
-    img = _open(path)
     img = ImageOps.exif_transpose(img)
     mode = img.mode
     alpha = None
@@ -115,10 +124,9 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img).astype(np.float64)
         bit_depth = 16
-        arr8 = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
-        rgb = np.repeat(arr8[..., None], 3, axis=2)
+        rgb = np.repeat(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
     elif mode == "F":
-        raise ImageError(path, "floating-point images are not supported")
+        raise ValueError("floating-point images are not supported")
     else:
         if mode == "P":
             img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
@@ -128,6 +136,21 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         elif img.mode != "RGB":
             img = img.convert("RGB")
         rgb = np.asarray(img, dtype=np.uint8).copy()
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageError(path, f"unexpected pixel layout {rgb.shape}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"unexpected pixel layout {rgb.shape}")
     return LoadedImage(rgb=rgb, alpha=alpha, mode=mode, bit_depth=bit_depth)
+
+
+def to_pil(rgb: np.ndarray, like: LoadedImage) -> Image.Image:
+    """Enhanced RGB pixels back in the kind of the input: grey stays grey, alpha is kept,
+    16-bit grey comes back as 16-bit (8-bit precision, scaled by 257), palette becomes RGB."""
+    if like.bit_depth == 16:
+        grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint16) * 257
+        return Image.fromarray(grey.astype(np.uint16))
+    out = Image.fromarray(rgb)
+    if like.mode in ("L", "LA", "1"):
+        out = out.convert("L")
+    if like.alpha is not None:
+        out = out.convert("LA" if out.mode == "L" else "RGBA")
+        out.putalpha(Image.fromarray(like.alpha))
+    return out

@@ -1,0 +1,31 @@
+# Two commands on a fresh machine with Python 3.11:  make repro   and   make test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup repro test test-fast bench clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+repro: setup            ## run the whole pipeline (demo data by default)
+	$(BIN)/dvc repro
+
+test: setup             ## the full test suite (what CI runs)
+	$(BIN)/pytest
+
+test-fast: setup        ## skip the slow tests while iterating
+	$(BIN)/pytest -m "not slow"
+
+bench: setup            ## print the speed figures
+	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,83 @@
+"""dvc.yaml stays honest: each stage depends on its script and on every `lowlight`
+module the script imports (directly or through other modules), so `dvc repro`
+reruns a stage exactly when its code changes; every params section it reads exists."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lowlight.config import Params
+
+from conftest import REPO
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def _module_file(name: str) -> Path | None:
+    parts = name.split(".")
+    base = REPO.joinpath(*parts)
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    pkg = ".".join(path.relative_to(REPO).with_suffix("").parts)
+    if path.name != "__init__.py":
+        pkg = pkg.rsplit(".", 1)[0]
+    else:
+        pkg = pkg.rsplit(".", 1)[0] if pkg.endswith("__init__") else pkg
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            found |= {f"{mod}.{a.name}" for a in node.names}
+    return {m for m in found if m == "lowlight" or m.startswith("lowlight.")}
+
+
+def closure(script: Path) -> set[Path]:
+    todo, seen = [script], set()
+    while todo:
+        f = todo.pop()
+        for mod in _imports(f):
+            mf = _module_file(mod)
+            if mf and mf not in seen:
+                seen.add(mf)
+                todo.append(mf)
+    return seen
+
+
+@pytest.mark.parametrize("stage", sorted(DVC))
+def test_stage_deps_cover_its_code(stage):
+    spec = DVC[stage]
+    script = REPO / spec["cmd"].split()[1]
+    deps = [REPO / d for d in spec["deps"]]
+    assert script in deps, f"{stage}: its script {script.name} is not a dep"
+
+    def covered(f: Path) -> bool:
+        return any(f == d or d in f.parents for d in deps)
+
+    missing = sorted(str(f.relative_to(REPO)) for f in closure(script) if not covered(f))
+    assert not missing, f"{stage}: add these to its deps in dvc.yaml: {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted(DVC))
+def test_stage_params_exist(stage):
+    sections = {f for f in Params.__dataclass_fields__}
+    for p in DVC[stage].get("params", []):
+        key = p if isinstance(p, str) else next(iter(p))
+        assert key.split(".")[0] in sections, f"{stage}: unknown params key {key}"
