@@ -159,6 +159,53 @@ class Tracker:
             _retry(self.client.set_tag, self.run_id, k, str(v))
 
 
+def _init_lock(uri: str):
+    """Serialise schema creation and run lookup: concurrent first writers to one fresh
+    SQLite file otherwise race on its migrations ('table already exists')."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120)
+
+
+def _open_run(client, experiment: str):
+    exp = _retry(client.get_experiment_by_name, experiment)
+    if exp is None:
+        try:
+            exp_id = _retry(client.create_experiment, experiment)
+        except Exception:  # another stage created it meanwhile
+            exp_id = _retry(client.get_experiment_by_name, experiment).experiment_id
+    else:
+        exp_id = exp.experiment_id
+    key = _invocation_key()
+    found = _retry(client.search_runs, [exp_id], filter_string=f"tags.`lowlight.invocation` = '{key}'",
+                   max_results=1)
+    root = _original_root()
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        dvc_exp = os.environ.get("DVC_EXP_NAME", "")
+        tags = {"lowlight.invocation": key, "git_rev": _git_rev(root), "dvc_exp": dvc_exp or "workspace",
+                "mlflow.runName": dvc_exp or f"repro-{time.strftime('%Y%m%d-%H%M%S')}"}
+        run_id = _retry(client.create_run, exp_id, tags=tags).info.run_id
+    return client, run_id
+
+
+def _param_items(params) -> dict[str, Any]:
+    """Dotted keys as in params.yaml (``train.lr``), whether given all params or one section."""
+    from .config import Params, flatten
+
+    if not dataclasses.is_dataclass(params):
+        return dict(params)
+    if isinstance(params, Params):
+        return flatten(params)
+    for f in dataclasses.fields(Params):
+        if isinstance(params, f.default_factory):  # the section this dataclass is
+            return flatten(params, prefix=f.name)
+    return flatten(params)
+
+
 class NullTracker(Tracker):
     """What stages get when tracking is off: the same calls, doing nothing."""
 
@@ -195,31 +242,11 @@ def pipeline_run(stage: str, params=None, experiment: str = "lowlight",
     _check_server(uri)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    client = MlflowClient(tracking_uri=uri)
-    exp = _retry(client.get_experiment_by_name, experiment)
-    if exp is None:
-        try:
-            exp_id = _retry(client.create_experiment, experiment)
-        except Exception:  # another stage created it meanwhile
-            exp_id = _retry(client.get_experiment_by_name, experiment).experiment_id
-    else:
-        exp_id = exp.experiment_id
-    key = _invocation_key()
-    found = _retry(client.search_runs, [exp_id], filter_string=f"tags.`lowlight.invocation` = '{key}'",
-                   max_results=1)
-    root = _original_root()
-    if found:
-        run_id = found[0].info.run_id
-    else:
-        dvc_exp = os.environ.get("DVC_EXP_NAME", "")
-        tags = {"lowlight.invocation": key, "git_rev": _git_rev(root), "dvc_exp": dvc_exp or "workspace",
-                "mlflow.runName": dvc_exp or f"repro-{time.strftime('%Y%m%d-%H%M%S')}"}
-        run_id = _retry(client.create_run, exp_id, tags=tags).info.run_id
+    with _init_lock(uri):
+        client, run_id = _open_run(MlflowClient(tracking_uri=uri), experiment)
     tracker = Tracker(client, run_id, stage)
     if params is not None:
-        from .config import flatten
-
-        tracker.log_params(flatten(params) if dataclasses.is_dataclass(params) else dict(params))
+        tracker.log_params(_param_items(params))
     tracker.set_tags({f"stage.{stage}": "running"})
     try:
         yield tracker
