@@ -169,11 +169,16 @@ def _init_lock(uri: str):
     return FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120)
 
 
-def _open_run(client, experiment: str):
+def _open_run(client, experiment: str, uri: str):
     exp = _retry(client.get_experiment_by_name, experiment)
     if exp is None:
+        # with a local store, artifacts go beside the database (absolute), not into ./mlruns of
+        # whatever folder a stage happens to run in (a temp experiment's copy, say)
+        location = None
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
         try:
-            exp_id = _retry(client.create_experiment, experiment)
+            exp_id = _retry(client.create_experiment, experiment, artifact_location=location)
         except Exception:  # another stage created it meanwhile
             exp_id = _retry(client.get_experiment_by_name, experiment).experiment_id
     else:
@@ -243,7 +248,7 @@ def pipeline_run(stage: str, params=None, experiment: str = "lowlight",
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     with _init_lock(uri):
-        client, run_id = _open_run(MlflowClient(tracking_uri=uri), experiment)
+        client, run_id = _open_run(MlflowClient(tracking_uri=uri), experiment, uri)
     tracker = Tracker(client, run_id, stage)
     if params is not None:
         tracker.log_params(_param_items(params))

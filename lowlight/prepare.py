@@ -1,0 +1,598 @@
+"""The ``prepare`` stage: build the paired low/high dataset every later stage reads.
+
+Output (layout of :mod:`lowlight.pairs`), built in a temporary folder and
+swapped in whole by :func:`lowlight.atomic.atomic_dir`::
+
+    out/{train,val,test}/{low,high}/<stem>.png
+    out/manifest.csv   split, stem, group, low_source, high_source, low_sha256, high_sha256,
+                       width, height, exposure, gain_r, gain_g, gain_b
+
+Sources (``data.source``):
+
+``demo``
+    Well-lit colour photos that ship inside scikit-image and scikit-learn (see
+    :data:`DEMO_PHOTOS`), darkened by :mod:`lowlight.degrade`. The stereo pair
+    ``motorcycle_left``/``motorcycle_right`` shows one scene and is one group.
+``clean_folder``
+    The same degradation applied to every image directly inside ``data.path``
+    (e.g. 60 BSDS500 JPEGs).
+``lol``
+    Real pairs in the layout of LOL (Wei et al., "Deep Retinex Decomposition for
+    Low-Light Enhancement", BMVC 2018): ``path/our485/{low,high}`` and optionally
+    ``path/eval15/{low,high}``, matched by file stem, in any format Pillow reads.
+    ``val`` is carved out of our485; ``test`` is eval15, or empty without it.
+
+Splits are made by *group*, never by file: every darkened version of one photo
+stays with it, and LOL pairs whose high images have identical decoded pixels
+(66 high images serve two or more low shots) form one group, so no reference
+image is seen both in training and in validation. Groups are shuffled with the
+seed; val/test take whole groups up to their fraction of the pairs (at least
+one group each) and train keeps the rest, so train is the largest split.
+
+Decisions about input data:
+
+* Grey, grey+alpha, RGBA, palette, CMYK and 16-bit images are **refused**, not
+  converted: silently converting a benchmark changes what is measured. The
+  message names each file and how to convert it (e.g. Pillow
+  ``Image.open(p).convert("RGB").save(p)``). Pillow reads 16-bit RGB PNG/TIFF
+  as 8-bit RGB without a word; that case is caught here from the raw mode.
+* Bad data stops the stage with one :class:`~lowlight.errors.DataError` that
+  lists every problem found (unreadable, truncated, empty or non-image files,
+  unpaired files, size mismatches, refused modes, missing or empty folders,
+  links leaving the dataset); nothing is written then.
+* Symbolic links are followed when they stay inside the dataset folder and
+  refused when they leave it. A small text file whose whole content is a
+  relative image path (how git stores a symbolic link when ``core.symlinks`` is
+  off, or a copy that does not preserve links) is followed the same way; the
+  summary counts such files.
+
+Synthetic pairs are reproducible: each output stem gets its own generator
+seeded from ``(seed, sha256(stem))``, so the same seed gives bit-identical
+files whatever the thread scheduling, and adding a photo changes no other pair.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import os
+import re
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .atomic import atomic_dir
+from .config import DataConfig
+from .degrade import Degradation, apply_degradation, sample_degradation
+from .errors import DataError
+from .imageio import IMAGE_EXTENSIONS, ImageError, read_rgb
+from .pairs import SPLITS
+
+__all__ = ["DEMO_PHOTOS", "MANIFEST_COLUMNS", "prepare", "split_groups", "demo_photo_paths"]
+
+MANIFEST_COLUMNS = ("split", "stem", "group", "low_source", "high_source", "low_sha256", "high_sha256",
+                    "width", "height", "exposure", "gain_r", "gain_g", "gain_b")
+
+# (group, package, path inside the package). Left out on purpose: skimage's
+# color.png (a colour chart), chessboard/logo (synthetic), hubble_deep_field
+# (already dark), retina/ihc (microscopy), grey textures.
+DEMO_PHOTOS: tuple[tuple[str, str, str], ...] = (
+    ("astronaut", "skimage", "data/astronaut.png"),
+    ("coffee", "skimage", "data/coffee.png"),
+    ("chelsea", "skimage", "data/chelsea.png"),
+    ("rocket", "skimage", "data/rocket.jpg"),
+    ("motorcycle", "skimage", "data/motorcycle_left.png"),
+    ("motorcycle", "skimage", "data/motorcycle_right.png"),
+    ("china", "sklearn", "datasets/images/china.jpg"),
+    ("flower", "sklearn", "datasets/images/flower.jpg"),
+)
+
+# zlib level 1: about 4x faster than Pillow's default 6 on 600x400 photos for ~12% larger files
+PNG_COMPRESS_LEVEL = 1
+_LINK_TEXT_MAX_BYTES = 1024
+_MAX_LINK_DEPTH = 8
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _natural_key(s: str):
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def _rng(seed: int, tag: str) -> np.random.Generator:
+    return np.random.default_rng([seed, _stable_int(tag)])
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _pmap(fn: Callable, items: Sequence, workers: int, desc: str) -> list:
+    """Ordered parallel map with a progress bar; Pillow and zlib release the GIL."""
+    with tqdm(total=len(items), desc=desc, unit="img", dynamic_ncols=True) as bar:
+        if workers <= 1 or len(items) <= 1:
+            out = []
+            for x in items:
+                out.append(fn(x))
+                bar.update()
+            return out
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            out = []
+            for r in pool.map(fn, items):
+                out.append(r)
+                bar.update()
+            return out
+
+
+def _encode_png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
+def _fit(rgb: np.ndarray, max_size: int) -> np.ndarray:
+    """Shrink (never enlarge) so the longest side is at most ``max_size``; Lanczos."""
+    h, w = rgb.shape[:2]
+    if max_size <= 0 or max(h, w) <= max_size:
+        return rgb
+    s = max_size / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+
+
+# --------------------------------------------------------------------------- reading sources
+
+
+class _Bad(Exception):
+    """One problem with one file; collected, never raised to the caller."""
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path  # as listed in the dataset
+    real: Path  # after following links
+    rel: str  # for the manifest
+    linked: bool = False
+    link_text: bool = False  # a symbolic link stored as a small text file
+
+
+@dataclass(frozen=True)
+class _Info:
+    height: int
+    width: int
+    pixels: str  # sha256 of the decoded pixels
+
+
+def _link_text(path: Path) -> str | None:
+    """The target named by a 'symlink stored as text' file, else None."""
+    try:
+        if not path.is_file() or path.stat().st_size > _LINK_TEXT_MAX_BYTES:
+            return None
+        text = path.read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text or "\n" in text or "\x00" in text or Path(text).suffix.lower() not in IMAGE_EXTENSIONS:
+        return None
+    return text
+
+
+def _inside(path: Path, root_real: Path) -> bool:
+    return path == root_real or path.is_relative_to(root_real)
+
+
+def _resolve(path: Path, root_real: Path, depth: int = 0) -> tuple[Path, bool, bool]:
+    """Follow symbolic links and link-text files; refuse any that leave the dataset folder."""
+    linked = text = False
+    here = path
+    if path.is_symlink():
+        linked = True
+        real = Path(os.path.realpath(path))
+        if not _inside(real, root_real):
+            raise _Bad(f"{path}: symbolic link leads outside the dataset folder {root_real} (to {real}); "
+                       "copy the file into the dataset instead")
+        if not real.exists():
+            raise _Bad(f"{path}: broken symbolic link (to {os.readlink(path)})")
+        here = real
+    target = _link_text(here)
+    if target is None:
+        return here, linked, text
+    if depth >= _MAX_LINK_DEPTH:
+        raise _Bad(f"{path}: more than {_MAX_LINK_DEPTH} links in a chain")
+    nxt = here.parent / target
+    if not _inside(Path(os.path.realpath(nxt)), root_real):
+        raise _Bad(f"{path}: is a link file naming {target!r}, which leads outside the dataset folder "
+                   f"{root_real}; copy the file into the dataset instead")
+    if not nxt.exists():
+        raise _Bad(f"{path}: is not an image but the text {target!r} (a symbolic link stored as a text "
+                   "file?), and that file does not exist")
+    real, _, _ = _resolve(nxt, root_real, depth + 1)
+    return real, True, True
+
+
+def _list_images(folder: Path, root: Path, problems: list[str], ignored: list[str],
+                 what: str) -> dict[str, _File | None]:
+    """Image files directly inside ``folder`` by stem; problems are appended, not raised.
+
+    A stem whose file has a problem maps to None, so it is not also reported as unpaired.
+    """
+    if not folder.is_dir():
+        problems.append(f"{folder}: {what} folder is missing" if not folder.exists()
+                        else f"{folder}: {what} should be a folder")
+        return {}
+    root_real = Path(os.path.realpath(root))
+    found: dict[str, _File | None] = {}
+    seen: dict[str, Path] = {}  # every image-named entry, good or bad
+    entries = sorted(folder.iterdir(), key=lambda p: _natural_key(p.name))
+    for p in entries:
+        if p.name.startswith("."):
+            continue  # .DS_Store and friends
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            if not p.is_dir():
+                ignored.append(str(p))
+            continue
+        if p.stem in seen:
+            problems.append(f"{p}: same stem as {seen[p.stem]}; pairs are matched by stem, rename one of them")
+            continue
+        seen[p.stem] = p
+        found[p.stem] = None
+        try:
+            real, linked, text = _resolve(p, root_real)
+        except _Bad as exc:
+            problems.append(str(exc))
+            continue
+        if real.is_dir():
+            problems.append(f"{p}: is a folder, not an image")
+            continue
+        found[p.stem] = _File(path=p, real=real, rel=os.path.relpath(p, root), linked=linked, link_text=text)
+    if not seen:
+        problems.append(f"{folder}: no images in this {what} folder (looked for "
+                        f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return found
+
+
+def _is_16bit(path: Path) -> bool:
+    """Pillow decodes 16-bit RGB PNG/TIFF to 8-bit 'RGB' silently; its raw mode still tells."""
+    with Image.open(path) as im:
+        for tile in im.tile:
+            args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
+            if any(isinstance(a, str) and re.search(r";(16|48)", a) for a in args):
+                return True
+    return False
+
+
+def _inspect(f: _File) -> _Info | str:
+    """Decode once: size and pixel hash, or the problem as a one-line message."""
+    try:
+        rgb = read_rgb(f.real)
+        if _is_16bit(f.real):
+            raise ImageError(f.real, "16-bit image; only 8-bit RGB is accepted here (convert it to 8-bit "
+                                     "RGB first, e.g. Image.open(p).convert('RGB'))")
+    except ImageError as exc:
+        msg = str(exc)
+        return msg if f.real == f.path else f"{f.path} (link to {f.real}): {exc.problem}"
+    except OSError as exc:  # e.g. permission denied
+        return f"{f.path}: cannot read ({exc.strerror or exc})"
+    return _Info(rgb.shape[0], rgb.shape[1], hashlib.sha256(rgb.tobytes()).hexdigest())
+
+
+def _inspect_all(files: Sequence[_File], workers: int, problems: list[str]) -> dict[Path, _Info]:
+    infos = {}
+    for f, r in zip(files, _pmap(_inspect, files, workers, "check")):
+        if isinstance(r, str):
+            problems.append(r)
+        else:
+            infos[f.path] = r
+    return infos
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def split_groups(sizes: dict[str, int], val_fraction: float, test_fraction: float,
+                 seed: int) -> dict[str, str]:
+    """Assign whole groups to train/val/test; ``sizes`` maps group -> number of pairs.
+
+    Groups are shuffled with ``seed``; val then test take groups while they stay
+    within ``fraction * total`` pairs (each takes at least its smallest
+    remaining group when its fraction is > 0); train keeps the rest.
+    """
+    keys = sorted(sizes, key=_natural_key)
+    wanted = [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f > 0]
+    if len(keys) < len(wanted) + 1:
+        raise DataError(f"{len(keys)} group(s) of photos cannot fill train, {', '.join(wanted)} with at least "
+                        "one each; add photos or set data.test_fraction: 0")
+    order = [keys[i] for i in _rng(seed, "split").permutation(len(keys))]
+    total = sum(sizes.values())
+    assign: dict[str, str] = {}
+    remaining = order
+    for split, frac in (("val", val_fraction), ("test", test_fraction)):
+        if frac <= 0:
+            continue
+        target, count, rest = frac * total, 0, []
+        for k in remaining:
+            if count + sizes[k] <= target:
+                assign[k] = split
+                count += sizes[k]
+            else:
+                rest.append(k)
+        if count == 0:  # every group is larger than the target: take the smallest one
+            k = min(rest, key=lambda g: sizes[g])
+            assign[k] = split
+            rest.remove(k)
+        remaining = rest
+    if not remaining:
+        raise DataError(f"no group of photos left for train after val/test; add photos or lower the fractions")
+    for k in remaining:
+        assign[k] = "train"
+    return assign
+
+
+def _group_by_content(groups: dict[str, str], pixels: dict[str, str]) -> dict[str, str]:
+    """Merge groups that share identical pixels: item -> representative group name."""
+    parent: dict[str, str] = {}
+
+    def find(g):
+        while parent.setdefault(g, g) != g:
+            parent[g] = parent[parent[g]]
+            g = parent[g]
+        return g
+
+    first_with: dict[str, str] = {}
+    for item in sorted(groups, key=_natural_key):
+        g = find(groups[item])
+        h = pixels[item]
+        if h in first_with:
+            a, b = sorted((find(first_with[h]), g), key=_natural_key)
+            parent[b] = a
+        else:
+            first_with[h] = g
+    return {item: find(groups[item]) for item in groups}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass
+class _Job:
+    """Everything needed to write one source image's pairs."""
+
+    split: str
+    group: str
+    high: _File
+    stems: list[str]  # output stems (one per darkened version, or the LOL stem)
+    low: _File | None = None  # real pairs only
+
+
+def _write_job(job: _Job, tmp: Path, cfg: DataConfig, seed: int) -> list[dict]:
+    high = read_rgb(job.high.real)
+    rows = []
+    if job.low is None:
+        high = _fit(high, cfg.max_size)
+    high_png = _encode_png(high)
+    high_sha = hashlib.sha256(high_png).hexdigest()
+    for stem in job.stems:
+        row = {"split": job.split, "stem": stem, "group": job.group, "high_source": job.high.rel,
+               "high_sha256": high_sha, "width": high.shape[1], "height": high.shape[0]}
+        if job.low is None:
+            rng = _rng(seed, f"degrade:{stem}")
+            d: Degradation = sample_degradation(cfg.degrade, rng)
+            low = apply_degradation(high, d, cfg.degrade, rng)
+            row.update(low_source=f"synthetic:{job.high.rel}", exposure=f"{d.exposure:.6g}",
+                       gain_r=f"{d.gains[0]:.6g}", gain_g=f"{d.gains[1]:.6g}", gain_b=f"{d.gains[2]:.6g}")
+        else:
+            low = read_rgb(job.low.real)
+            row.update(low_source=job.low.rel, exposure="", gain_r="", gain_g="", gain_b="")
+        low_png = _encode_png(low)
+        row["low_sha256"] = hashlib.sha256(low_png).hexdigest()
+        (tmp / job.split / "low" / f"{stem}.png").write_bytes(low_png)
+        (tmp / job.split / "high" / f"{stem}.png").write_bytes(high_png)
+        rows.append(row)
+    return rows
+
+
+def _write_all(jobs: list[_Job], out: Path, cfg: DataConfig, seed: int, workers: int) -> list[dict]:
+    with atomic_dir(out) as tmp:
+        for split in SPLITS:
+            for kind in ("low", "high"):
+                (tmp / split / kind).mkdir(parents=True)
+        rows = [r for rs in _pmap(lambda j: _write_job(j, tmp, cfg, seed), jobs, workers, "write") for r in rs]
+        rows.sort(key=lambda r: (SPLITS.index(r["split"]), _natural_key(r["stem"])))
+        with open(tmp / "manifest.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+def _summary(source: str, rows: list[dict], notes: list[str], **extra) -> dict:
+    s: dict = {"source": source}
+    for split in SPLITS:
+        mine = [r for r in rows if r["split"] == split]
+        s[f"{split}_pairs"] = len(mine)
+        s[f"{split}_groups"] = len({r["group"] for r in mine})
+    s["pairs"] = len(rows)
+    s.update(extra)
+    s["notes"] = notes
+    return s
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def demo_photo_paths() -> list[tuple[str, Path, str]]:
+    """``(group, path, manifest name)`` of the bundled demo photos (paths may be missing)."""
+    out = []
+    for group, package, rel in DEMO_PHOTOS:
+        # find_spec locates the package without importing it (importing sklearn takes ~1 s)
+        spec = find_spec(package)
+        base = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations \
+            else Path(f"<{package} not installed>")
+        out.append((group, base / rel, f"{package}/{rel}"))
+    return out
+
+
+def _clean_photos(cfg: DataConfig, problems: list[str], ignored: list[str]) -> list[tuple[str, _File]]:
+    """``(group, file)`` of the well-lit photos of the demo or clean_folder source."""
+    if cfg.source == "demo":
+        photos = []
+        for group, path, name in demo_photo_paths():
+            if not path.is_file():
+                problems.append(f"{path}: demo photo {name} is missing; install the pinned scikit-image and "
+                                "scikit-learn (requirements.txt)")
+                continue
+            photos.append((group, _File(path=path, real=path, rel=name)))
+        return photos
+    root = Path(cfg.path)
+    files = _list_images(root, root, problems, ignored, "clean photo")
+    return [(stem, f) for stem, f in files.items() if f is not None]
+
+
+def _prepare_synthetic(cfg: DataConfig, seed: int, out: Path, workers: int) -> dict:
+    problems: list[str] = []
+    ignored: list[str] = []
+    photos = _clean_photos(cfg, problems, ignored)
+    infos = _inspect_all([f for _, f in photos], workers, problems)
+    if problems:
+        raise DataError(problems, header=f"data.source {cfg.source}: cannot use these photos")
+    stems = {f.path.stem for _, f in photos}
+    if len(stems) != len(photos):  # cannot happen in one folder; guards DEMO_PHOTOS edits
+        raise DataError("two clean photos share a file stem; output stems would collide")
+    # identical photos under different names must not straddle splits
+    group_of = _group_by_content({f.path.stem: g for g, f in photos},
+                                 {f.path.stem: infos[f.path].pixels for _, f in photos})
+    sizes: dict[str, int] = defaultdict(int)
+    for _, f in photos:
+        sizes[group_of[f.path.stem]] += cfg.pairs_per_image
+    split_of = split_groups(dict(sizes), cfg.val_fraction, cfg.test_fraction, seed)
+    jobs = []
+    for _, f in photos:
+        g = group_of[f.path.stem]
+        jobs.append(_Job(split=split_of[g], group=g, high=f,
+                         stems=[f"{f.path.stem}_{k}" for k in range(cfg.pairs_per_image)]))
+    rows = _write_all(jobs, out, cfg, seed, workers)
+    notes = []
+    if ignored:
+        notes.append(f"ignored {len(ignored)} file(s) without an image extension: {', '.join(ignored[:5])}"
+                     + (" ..." if len(ignored) > 5 else ""))
+    duplicates = len(photos) - len({infos[f.path].pixels for _, f in photos})
+    return _summary(cfg.source, rows, notes, photos=len(photos), duplicate_photos=duplicates)
+
+
+def _listed(f: _File | None, folder: Path, stem: str) -> str:
+    return str(f.path) if f is not None else str(next(folder.glob(f"{glob.escape(stem)}.*"), folder / stem))
+
+
+def _pair_files(root: Path, part: str, problems: list[str], ignored: list[str]) -> list[tuple[str, _File, _File]]:
+    low = _list_images(root / part / "low", root, problems, ignored, f"{part} low")
+    high = _list_images(root / part / "high", root, problems, ignored, f"{part} high")
+    if not low or not high:
+        return []
+    pairs = []
+    for stem in sorted(set(low) | set(high), key=_natural_key):
+        if stem not in high:
+            problems.append(f"{_listed(low[stem], root / part / 'low', stem)}: low image without a high image "
+                            f"(expected {root / part / 'high' / stem}.<ext>)")
+        elif stem not in low:
+            problems.append(f"{_listed(high[stem], root / part / 'high', stem)}: high image without a low image "
+                            f"(expected {root / part / 'low' / stem}.<ext>)")
+        elif low[stem] is not None and high[stem] is not None:
+            pairs.append((stem, low[stem], high[stem]))
+    return pairs
+
+
+def _prepare_lol(cfg: DataConfig, seed: int, out: Path, workers: int) -> dict:
+    root = Path(cfg.path)
+    problems: list[str] = []
+    ignored: list[str] = []
+    if not root.is_dir():
+        raise DataError(f"{root}: LOL folder is missing (expected {root}/our485/{{low,high}})")
+    train_pairs = _pair_files(root, "our485", problems, ignored)
+    has_eval = (root / "eval15").exists()
+    test_pairs = _pair_files(root, "eval15", problems, ignored) if has_eval else []
+    all_pairs = train_pairs + test_pairs
+    files = [f for _, lo, hi in all_pairs for f in (lo, hi)]
+    infos = _inspect_all(files, workers, problems)
+    for _, lo, hi in all_pairs:
+        a, b = infos.get(lo.path), infos.get(hi.path)
+        if a and b and (a.height, a.width) != (b.height, b.width):
+            problems.append(f"{lo.path}: low image is {a.width}x{a.height} but its high image {hi.path} is "
+                            f"{b.width}x{b.height}")
+    if not problems:
+        train_high = {infos[hi.path].pixels: hi.path for _, _, hi in train_pairs}
+        for _, _, hi in test_pairs:
+            twin = train_high.get(infos[hi.path].pixels)
+            if twin is not None:
+                problems.append(f"{hi.path}: eval15 high image has the same pixels as {twin}; the test set "
+                                "would leak into training")
+    if problems:
+        raise DataError(problems, header=f"data.source lol ({root}): cannot use this dataset")
+
+    # group our485 pairs by the content of their high image, named after its first stem
+    group_of = _group_by_content({stem: stem for stem, _, _ in train_pairs},
+                                 {stem: infos[hi.path].pixels for stem, _, hi in train_pairs})
+    sizes: dict[str, int] = defaultdict(int)
+    for stem, _, _ in train_pairs:
+        sizes[group_of[stem]] += 1
+    split_of = split_groups(dict(sizes), cfg.val_fraction, 0.0, seed)
+    jobs = [_Job(split=split_of[group_of[s]], group=group_of[s], high=hi, low=lo, stems=[s])
+            for s, lo, hi in train_pairs]
+    test_groups = _group_by_content({s: f"eval15:{s}" for s, _, _ in test_pairs},
+                                    {s: infos[hi.path].pixels for s, _, hi in test_pairs})
+    jobs += [_Job(split="test", group=test_groups[s], high=hi, low=lo, stems=[s]) for s, lo, hi in test_pairs]
+    rows = _write_all(jobs, out, cfg, seed, workers)
+
+    notes = []
+    if not has_eval:
+        notes.append(f"test split is empty: {root / 'eval15'} does not exist (LOL's 15 test pairs); "
+                     "evaluate on val or add eval15")
+    linked = [f for f in files if f.linked]
+    as_text = [f for f in linked if f.link_text]
+    if linked:
+        notes.append(f"{len(linked)} file(s) are links to other files in the dataset and were followed"
+                     + (f"; {len(as_text)} of them are symbolic links stored as text files "
+                        f"(e.g. {as_text[0].rel} names {os.path.relpath(as_text[0].real, root)})" if as_text else ""))
+    if ignored:
+        notes.append(f"ignored {len(ignored)} file(s) without an image extension: {', '.join(ignored[:5])}"
+                     + (" ..." if len(ignored) > 5 else ""))
+    shared = sum(1 for g, n in sizes.items() if n > 1)
+    return _summary("lol", rows, notes, high_groups_shared=shared, linked_files=len(linked),
+                    link_text_files=len(as_text))
+
+
+def prepare(cfg: DataConfig, seed: int, out: str | Path, workers: int | None = None) -> dict:
+    """Build the prepared dataset in ``out`` (replaced whole, atomically) and return a summary.
+
+    The summary has ``<split>_pairs`` and ``<split>_groups`` counts, ``pairs``,
+    source-specific counts and ``notes`` (human-readable remarks, e.g. an empty
+    test split). Raises :class:`DataError` listing every bad file; then nothing
+    is written and a previous ``out`` is left as it was.
+    """
+    out = Path(out)
+    workers = _default_workers() if workers is None else max(1, workers)
+    start = time.perf_counter()
+    if cfg.source == "lol":
+        summary = _prepare_lol(cfg, seed, out, workers)
+    elif cfg.source in ("demo", "clean_folder"):
+        if cfg.source == "clean_folder" and not Path(cfg.path).is_dir():
+            raise DataError(f"{cfg.path}: clean_folder folder is missing" if not Path(cfg.path).exists()
+                            else f"{cfg.path}: data.path should be a folder of photos")
+        summary = _prepare_synthetic(cfg, seed, out, workers)
+    else:  # pragma: no cover - DataConfig's Literal type rules this out
+        raise ValueError(f"unknown data.source {cfg.source!r}")
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    return summary

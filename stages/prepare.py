@@ -1,0 +1,34 @@
+"""DVC stage ``prepare``: build the paired low/high dataset (see lowlight.prepare)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lowlight.config import load_params
+from lowlight.errors import report_user_errors
+from lowlight.prepare import prepare
+from lowlight.tracking import pipeline_run
+
+
+@report_user_errors("prepare")
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--out", type=Path, required=True, help="prepared dataset folder (replaced whole)")
+    args = ap.parse_args(argv)
+    p = load_params(args.params)
+    with pipeline_run("prepare", params=p.data, experiment=p.base.experiment) as tracker:
+        summary = prepare(p.data, seed=p.base.seed, out=args.out)
+        tracker.log_metrics(summary, prefix="prepare.")
+        tracker.set_tags({"prepare.source": summary["source"], "prepare.notes": " | ".join(summary["notes"]) or "-"})
+        tracker.log_artifact(args.out / "manifest.csv")
+    counts = ", ".join(f"{s} {summary[f'{s}_pairs']} pairs / {summary[f'{s}_groups']} groups"
+                       for s in ("train", "val", "test"))
+    print(f"prepare: {summary['source']}: {counts} -> {args.out} ({summary['seconds']} s)")
+    for note in summary["notes"]:
+        print(f"prepare: note: {note}")
+
+
+if __name__ == "__main__":
+    main()
