@@ -48,18 +48,24 @@ def _resolve_device(device: str):
     return torch.device(device)
 
 
-def _blend_window(h: int, w: int, overlap: int):
-    """Separable weights that ramp up over ``overlap`` pixels at each tile edge."""
-    def ramp(n):
+def _blend_window(h: int, w: int, overlap: int, sides: tuple[bool, bool, bool, bool]):
+    """Tile weights: on each side that has a neighbour tile (top, bottom, left, right), the
+    outer quarter of the overlap is dropped (too little context there) and the next half
+    ramps linearly up to 1; sides on the image border keep full weight."""
+    def ramp(n, first, last):
         r = np.ones(n, dtype=np.float32)
         k = min(overlap, n // 2)
         if k > 0:
-            t = (np.arange(k, dtype=np.float32) + 0.5) / k
-            r[:k] = t
-            r[n - k:] = t[::-1]
+            d = k / 4
+            t = np.clip((np.arange(k, dtype=np.float32) + 0.5 - d) / max(k - 2 * d, 1), 0, 1)
+            if first:
+                r[:k] = t
+            if last:
+                r[n - k:] = np.minimum(r[n - k:], t[::-1])
         return r
 
-    return ramp(h)[:, None] * ramp(w)[None, :]
+    top, bottom, left, right = sides
+    return ramp(h, top, bottom)[:, None] * ramp(w, left, right)[None, :]
 
 
 def _tile_starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -135,9 +141,10 @@ class Enhancer:
     def _input_tensor(self, low: np.ndarray, mapped: np.ndarray):
         import torch
 
-        parts = {"low": [low], "mapped": [mapped], "low+mapped": [low, mapped]}[self.inputs]
-        x = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
-        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        from .train_data import stack_inputs  # the same stacking the network was trained with
+
+        x = np.ascontiguousarray(stack_inputs(low, mapped, self.inputs))
+        t = torch.from_numpy(x).to(self.device)
         return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
     def _run(self, low: np.ndarray, mapped: np.ndarray) -> np.ndarray:
@@ -151,18 +158,38 @@ class Enhancer:
         return y[0].permute(1, 2, 0).float().cpu().numpy()
 
     def _run_tiled(self, low: np.ndarray, mapped: np.ndarray) -> np.ndarray:
+        """Overlapping tiles blended with a smooth window.
+
+        The image is padded ONCE to the network's size multiple (reflection, as
+        :func:`~lowlight.models.padding.run_padded` would do for the whole image), and
+        tiles and overlaps are multiples of it, so every tile sees exactly the pixels
+        the whole-image run would; only context beyond the overlap is lost.
+        """
+        from .models.padding import size_multiple
+
         h, w = low.shape[:2]
-        acc = np.zeros((h, w, 3), dtype=np.float32)
-        weight = np.zeros((h, w, 1), dtype=np.float32)
-        for y0 in _tile_starts(h, self.tile, self.overlap):
-            for x0 in _tile_starts(w, self.tile, self.overlap):
-                sl = (slice(y0, min(y0 + self.tile, h)), slice(x0, min(x0 + self.tile, w)))
+        m = size_multiple(self.network)
+        ph, pw = -h % m, -w % m
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "edge"
+            low = np.pad(low, ((0, ph), (0, pw), (0, 0)), mode=mode)
+            mapped = np.pad(mapped, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        tile = max(m, self.tile // m * m)
+        overlap = min(-(-self.overlap // m) * m, tile // 2 // m * m)
+        H, W = low.shape[:2]
+        acc = np.zeros((H, W, 3), dtype=np.float32)
+        weight = np.zeros((H, W, 1), dtype=np.float32)
+        ys, xs = _tile_starts(H, tile, overlap), _tile_starts(W, tile, overlap)
+        for y0 in ys:
+            for x0 in xs:
+                sl = (slice(y0, min(y0 + tile, H)), slice(x0, min(x0 + tile, W)))
                 out = self._run(low[sl], mapped[sl])
-                win = _blend_window(out.shape[0], out.shape[1], self.overlap)[..., None]
+                sides = (y0 > 0, y0 + tile < H, x0 > 0, x0 + tile < W)
+                win = _blend_window(out.shape[0], out.shape[1], overlap, sides)[..., None]
                 acc[sl] += out * win
                 weight[sl] += win
         acc /= weight
-        return _to_uint8(acc)
+        return _to_uint8(acc[:h, :w])
 
 
 def _check_rgb(rgb: np.ndarray) -> None:

@@ -1,0 +1,183 @@
+"""The inference path and `lowlight enhance`: any size, every input kind, tiling without
+seams, errors reported by name, and the command's output equal to the API's bit for bit."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lowlight.checkpoint import save_checkpoint
+from lowlight.cli import main as cli_main
+from lowlight.config import QuantilesConfig
+from lowlight.enhance import Enhancer, enhance
+from lowlight.models import build_model
+from lowlight.quantiles import QuantileModel
+
+from conftest import darken, synthetic_photo
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny quantile model and a tiny network, trained for a few steps so the output is
+    image-like (a random network can hide tiling seams behind noise)."""
+    root = tmp_path_factory.mktemp("weights")
+    highs = [synthetic_photo(40, 56, seed=s) for s in range(8)]
+    lows = [darken(h, 0.04 + 0.02 * (s % 3), seed=s) for s, h in enumerate(highs)]
+    qm = QuantileModel(QuantilesConfig(n_estimators=8)).fit(lows, highs, seed=0, threads=1)
+    qpath = qm.save(root / "q.ubj")
+    torch.manual_seed(0)
+    net = build_model("unet_small", in_channels=6)
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    x = torch.cat([torch.from_numpy(np.stack(lows)), torch.from_numpy(np.stack(lows))], dim=3)
+    x = x.permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(np.stack(highs)).permute(0, 3, 1, 2).float() / 255
+    for _ in range(10):
+        opt.zero_grad()
+        torch.nn.functional.l1_loss(net(x), y).backward()
+        opt.step()
+    npath = save_checkpoint(root / "net.pt", net.eval(), inputs="low+mapped",
+                            params={"histmap": {"method": "kde", "bandwidth": 6.0, "space": "rgb"}})
+    return qpath, npath
+
+
+@pytest.fixture(scope="module")
+def enhancer(weights) -> Enhancer:
+    return Enhancer.from_files(*weights, device="cpu")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (37, 53), (64, 96)])
+def test_any_size(enhancer, shape):
+    img = darken(synthetic_photo(*shape, seed=3), 0.05) if min(shape) > 1 else np.full((*shape, 3), 9, np.uint8)
+    out = enhancer(img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert out.mean() > img.mean()  # it brightens
+
+
+def test_histogram_from_whole_image_and_map_only(enhancer):
+    low = darken(synthetic_photo(48, 64, seed=5), 0.05)
+    mapped = enhancer.map(low)
+    assert mapped.shape == low.shape and mapped.mean() > low.mean()
+    assert np.array_equal(Enhancer(enhancer.quantile_model, None, histmap=enhancer.histmap)(low), mapped)
+
+
+def test_tiled_matches_untiled(enhancer):
+    low = darken(synthetic_photo(300, 420, seed=7), 0.05)
+    whole = enhancer(low)
+    tiled = Enhancer(enhancer.quantile_model, enhancer.network, enhancer.inputs, enhancer.histmap,
+                     tile_pixels=100 * 100, tile=160, overlap=48)(low)
+    diff = np.abs(whole.astype(int) - tiled.astype(int))
+    assert diff.max() <= 2, f"tile seams: max difference {diff.max()} levels"
+
+
+def test_api_kinds(enhancer):
+    low = darken(synthetic_photo(24, 32, seed=2), 0.05)
+    rgb_out = enhance(low, enhancer=enhancer)
+    assert isinstance(rgb_out, np.ndarray) and rgb_out.shape == low.shape
+    pil_out = enhance(Image.fromarray(low), enhancer=enhancer)
+    assert isinstance(pil_out, Image.Image) and np.array_equal(np.asarray(pil_out), rgb_out)
+    grey = enhance(Image.fromarray(low[..., 1]), enhancer=enhancer)
+    assert grey.mode == "L" and grey.size == (32, 24)
+    rgba = np.dstack([low, np.arange(24 * 32, dtype=np.uint8).reshape(24, 32)])
+    out = enhance(Image.fromarray(rgba), enhancer=enhancer)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+    assert enhance(rgba, enhancer=enhancer).shape == (24, 32, 4)
+    deep = Image.fromarray(low[..., 0].astype(np.uint16) * 257)
+    out16 = enhance(deep, enhancer=enhancer)
+    assert out16.mode == "I;16" and np.asarray(out16).max() > 255
+    with pytest.raises(ValueError, match="uint8"):
+        enhance(low.astype(np.float32), enhancer=enhancer)
+
+
+# ------------------------------------------------------------------------- command line
+
+
+def _cli(weights, *args) -> int:
+    q, n = weights
+    return cli_main(["enhance", *map(str, args), "--quantile-model", str(q), "--weights", str(n), "-q"])
+
+
+def _photos(folder: Path, n: int = 3, ext: str = ".png") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"img{i}{ext}"
+        Image.fromarray(darken(synthetic_photo(30, 40, seed=20 + i), 0.05)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_cli_output_equals_api_bit_for_bit(weights, enhancer, tmp_path):
+    src = _photos(tmp_path / "in", 2)
+    assert _cli(weights, *src, "-o", tmp_path / "out") == 0
+    for p in src:
+        api = enhance(Image.open(p), enhancer=enhancer)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / p.name)), np.asarray(api))
+
+
+def test_cli_folders_recursive_globs_and_format(weights, tmp_path):
+    _photos(tmp_path / "in", 2)
+    _photos(tmp_path / "in" / "sub", 1, ".jpg")
+    assert _cli(weights, tmp_path / "in", "-o", tmp_path / "flat") == 0
+    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == ["img0.png", "img1.png"]
+    assert _cli(weights, tmp_path / "in", "-r", "--format", "webp", "-o", tmp_path / "deep") == 0
+    assert (tmp_path / "deep" / "sub" / "img0.webp").is_file()
+    assert _cli(weights, str(tmp_path / "in" / "img*.png"), "--compare", "-o", tmp_path / "glob") == 0
+    assert (tmp_path / "glob" / "img1.png").is_file() and (tmp_path / "glob" / "img1.compare.png").is_file()
+    cmp = Image.open(tmp_path / "glob" / "img1.compare.png")
+    assert cmp.size == (40 * 2 + 8, 30)
+
+
+@pytest.mark.fault
+def test_cli_never_overwrites(weights, tmp_path, capsys):
+    src = _photos(tmp_path / "in", 1)
+    assert _cli(weights, *src, "-o", tmp_path / "in") == 1  # output would be the input
+    assert "overwrite the input" in capsys.readouterr().err
+    assert _cli(weights, *src, "-o", tmp_path / "out") == 0
+    before = (tmp_path / "out" / "img0.png").stat().st_mtime_ns
+    assert _cli(weights, *src, "-o", tmp_path / "out") == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "out" / "img0.png").stat().st_mtime_ns == before
+    assert _cli(weights, *src, "-o", tmp_path / "out", "--overwrite") == 0
+
+
+@pytest.mark.fault
+def test_cli_bad_files_reported_and_skipped(weights, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "in"
+    good = _photos(folder, 2)
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.jpg").write_bytes(b"hello, not a jpeg")
+    buf = io.BytesIO()
+    Image.fromarray(synthetic_photo(60, 60)).save(buf, format="PNG")
+    (folder / "cut.png").write_bytes(buf.getvalue()[:300])
+    Image.new("RGB", (300, 300)).save(folder / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)
+    Image.fromarray(np.array([[[3, 4, 5]]], np.uint8)).save(folder / "one.png")
+    code = _cli(weights, folder, "-o", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert code == 1
+    for name, words in [("empty.png", "empty"), ("text.jpg", "not a readable image"), ("cut.png", "truncated"),
+                        ("bomb.png", "too large")]:
+        line = next((l for l in err.splitlines() if name in l), "")
+        assert words in line, (name, err)
+        assert not (tmp_path / "out" / name).exists()
+    for p in good + [folder / "one.png"]:
+        assert (tmp_path / "out" / p.name).is_file()
+    assert "4 failed or skipped" in err
+
+
+def test_cli_missing_input_and_checkpoint_with_code(weights, tmp_path, capsys):
+    assert _cli(weights, tmp_path / "nope.png", "-o", tmp_path / "out") == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "lowlight", "enhance", "--help"], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and "--recursive" in out.stdout
