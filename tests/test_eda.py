@@ -1,0 +1,133 @@
+"""Percentile EDA (lowlight.eda) and the three histogram-branch stage scripts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lowlight.config import ConfigError, EdaConfig, from_dict
+from lowlight.eda import correlation_matrix, run_eda
+from lowlight.errors import DataError
+
+from conftest import REPO
+
+
+def _strict_json(path):
+    def refuse(name):
+        raise ValueError(f"{path}: {name} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_correlation_matrix_matches_numpy():
+    rng = np.random.default_rng(0)
+    low = rng.normal(size=(30, 5))
+    high = low @ rng.normal(size=(5, 5)) + rng.normal(size=(30, 5))
+    want = np.corrcoef(low.T, high.T)[:5, 5:]
+    np.testing.assert_allclose(correlation_matrix(low, high), want, atol=1e-12)
+
+
+def test_correlation_of_a_constant_percentile_is_undefined():
+    low = np.c_[np.zeros(10), np.arange(10.0)]
+    high = np.c_[np.arange(10.0), 2 * np.arange(10.0)]
+    corr = correlation_matrix(low, high)
+    assert np.isnan(corr[0]).all() and corr[1] == pytest.approx([1.0, 1.0])
+
+
+def test_eda_step_must_divide_100():
+    with pytest.raises(ConfigError, match="percentile_step"):
+        from_dict(EdaConfig, {"percentile_step": 3}, prefix="eda")
+
+
+@pytest.mark.slow
+def test_run_eda_outputs(tiny_prepared, tmp_path):
+    cfg = EdaConfig(examples=2)
+    m = run_eda(tiny_prepared, cfg, tmp_path / "eda" / "p.csv", tmp_path / "eda.json", tmp_path / "plots")
+    assert _strict_json(tmp_path / "eda.json") == m
+    table = pd.read_csv(tmp_path / "eda" / "p.csv")
+    assert len(table) == 6 * 4  # 6 training pairs x (r, g, b, luma)
+    assert set(table["channel"]) == {"r", "g", "b", "luma"}
+    assert [c for c in table.columns if c.startswith("low_p")][-1] == "low_p100"
+    row = table[(table["stem"] == "train000") & (table["channel"] == "g")].iloc[0]
+    from lowlight.imageio import read_rgb
+
+    high = read_rgb(tiny_prepared / "train" / "high" / "train000.png")
+    assert row["high_p050"] == pytest.approx(np.percentile(high[..., 1], 50), abs=0.01)
+    for name in ("r", "g", "b", "pooled", "luma"):
+        frac = m[f"corr_{name}_frac_ge_threshold"]
+        assert 0 <= frac <= 1
+    assert m["low_mean_luma"] < m["high_mean_luma"]
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"correlation.png", "histograms.png",
+                                                                "brightness.png"}
+
+
+def test_threshold_fraction_counts_percentile_pairs():
+    from lowlight.eda import _summary
+
+    corr = np.array([[0.9, 0.6, np.nan], [0.59, -0.7, 0.61], [0.1, 0.2, 1.0]])
+    s = _summary(corr, 0.6)
+    assert s["frac_ge_threshold"] == pytest.approx(4 / 9)  # 0.9, 0.6, 0.61, 1.0; NaN counts as below
+    assert s["undefined"] == 1 and s["max"] == 1.0
+    assert s["diag_mean"] == pytest.approx((0.9 - 0.7 + 1.0) / 3)
+
+
+def test_run_eda_needs_two_pairs(tmp_path):
+    from conftest import write_prepared
+
+    root = write_prepared(tmp_path / "one", counts={"train": 1})
+    with pytest.raises(DataError, match="at least 2"):
+        run_eda(root, EdaConfig(), tmp_path / "p.csv", tmp_path / "e.json", tmp_path / "plots")
+
+
+def _stage(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dvc_args(name):
+    """The stage's command line from dvc.yaml, minus ``python stages/<name>.py``."""
+    import yaml
+
+    cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][name]["cmd"].split()
+    assert cmd[:2] == ["python", f"stages/{name}.py"]
+    return cmd[2:]
+
+
+@pytest.mark.slow
+def test_stage_scripts_run_in_order(tiny_prepared, tmp_path, monkeypatch, capsys):
+    """eda -> quantiles -> histmap with dvc.yaml's exact command lines."""
+    import shutil
+
+    import yaml
+
+    pytest.importorskip("lowlight.evaluation")
+    (tmp_path / "data").mkdir()
+    shutil.move(tiny_prepared, tmp_path / "data" / "prepared")
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"quantiles": {"n_estimators": 5, "grid": 2}, "histmap": {"method": "kde"}}))
+    monkeypatch.chdir(tmp_path)
+    for name in ("eda", "quantiles", "histmap"):
+        _stage(name).main(_dvc_args(name))
+    out = capsys.readouterr().out
+    assert "eda:" in out and "quantiles:" in out and "histmap: kde/rgb" in out
+    hm = _strict_json(tmp_path / "metrics" / "histmap.json")
+    assert hm["method"] == "kde" and math.isfinite(hm["val_psnr"])
+    assert len(list((tmp_path / "data" / "mapped" / "train").glob("*.png"))) == 6
+    assert (tmp_path / "data" / "eda" / "percentiles.csv").is_file()
+    assert (tmp_path / "plots" / "quantiles" / "predictions.png").is_file()
+
+
+def test_stage_reports_a_missing_dataset_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _stage("eda").main(["--params", str(tmp_path / "none.yaml"), "--data", str(tmp_path), "--percentiles",
+                        str(tmp_path / "p.csv"), "--metrics", str(tmp_path / "e.json"), "--plots", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "eda: error:" in capsys.readouterr().err
