@@ -86,7 +86,7 @@ class DataConfig:
     path: str = param("", help="folder for clean_folder / lol; ignored for demo")
     val_fraction: float = param(0.2, gt=0, lt=1)
     test_fraction: float = param(0.2, ge=0, lt=1, help="synthetic sources; lol uses eval15")
-    max_size: int = param(512, ge=0, help="resize clean photos so the longest side is at most this; 0 = keep")
+    max_size: int = param(384, ge=0, help="resize clean photos so the longest side is at most this; 0 = keep")
     pairs_per_image: int = param(3, ge=1, help="darkened versions of each clean photo")
     degrade: DegradeConfig = param(default_factory=DegradeConfig)
 
@@ -99,30 +99,46 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EdaConfig:
-    percentile_step: int = param(5, ge=1, le=50)
+    percentile_step: int = param(5, ge=1, le=50, help="must divide 100 (0 and 100 are always included)")
     examples: int = param(4, ge=0, help="images shown in the histogram plot")
     corr_threshold: float = param(0.6, ge=-1, le=1)
+
+    def __post_init__(self):
+        if 100 % self.percentile_step:
+            raise ConfigError(f"eda.percentile_step: {self.percentile_step} does not divide 100")
 
 
 @dataclass(frozen=True)
 class QuantilesConfig:
-    bins: int = param(64, ge=8, le=256)
+    bins: int = param(64, ge=8, le=256, help="bins of the low channel's histogram feature")
+    bin_gamma: float = param(2.0, ge=1, le=4, help="bin edges at 256*t**gamma: >1 = finer at the dark end")
+    texture: bool = True  # gradient and noise-level features
+    grid: int = param(4, ge=0, le=16, help="mean luma on a grid x grid layout as features; 0 = off")
+    target: Literal["values", "increments"] = "values"
     objective: Literal["squared_error", "quantile"] = "squared_error"
+    quantile_alpha: float = param(0.5, gt=0, lt=1, help="pinball-loss quantile for objective=quantile")
     strategy: Literal["multi_output_tree", "one_output_per_tree", "per_percentile"] = "one_output_per_tree"
-    n_estimators: int = param(300, ge=1)
-    max_depth: int = param(4, ge=1, le=16)
-    learning_rate: float = param(0.05, gt=0, le=1)
-    subsample: float = param(0.8, gt=0, le=1)
+    n_estimators: int = param(400, ge=1)
+    max_depth: int = param(3, ge=1, le=16)
+    learning_rate: float = param(0.03, gt=0, le=1)
+    subsample: float = param(0.7, gt=0, le=1)
     colsample_bytree: float = param(0.8, gt=0, le=1)
-    min_child_weight: float = param(1.0, ge=0)
+    min_child_weight: float = param(20.0, ge=0, help="hessian per leaf; = rows per leaf for squared error")
     reg_lambda: float = param(1.0, ge=0)
+    max_bin: int = param(64, ge=2, le=1024, help="XGBoost histogram bins per feature")
     examples: int = param(6, ge=0, help="validation images in the prediction plot")
+
+    def __post_init__(self):
+        if self.objective == "quantile" and self.strategy != "per_percentile":
+            raise ConfigError("quantiles.objective 'quantile' needs quantiles.strategy 'per_percentile' "
+                              "(XGBoost's reg:quantileerror is single-target)")
 
 
 @dataclass(frozen=True)
 class HistmapConfig:
-    method: Literal["kde", "interp"] = "kde"
+    method: Literal["kde", "interp"] = "interp"
     bandwidth: float = param(6.0, gt=0, help="KDE kernel std in 8-bit levels")
+    kde_weights: Literal["trapezoid", "equal"] = "trapezoid"
     space: Literal["rgb", "luminance"] = "rgb"
 
 
@@ -145,8 +161,10 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
-    time_budget_min: float = param(0.0, ge=0, help="stop after this many minutes; 0 = no limit")
+    time_budget_min: float = param(0.0, ge=0, help="stop after this many minutes of training steps "
+                                                    "(validation not counted); 0 = no limit")
     steps_per_epoch: int = param(0, ge=0, help="batches per epoch; 0 = one pass over the crops")
+    examples: int = param(4, ge=0, help="validation images in the sample grid")
 
 
 @dataclass(frozen=True)
