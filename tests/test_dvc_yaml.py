@@ -49,13 +49,18 @@ def _imports(path: Path) -> set[str]:
     return {m for m in found if m == "lowlight" or m.startswith("lowlight.")}
 
 
+# The package's __init__ only holds lazy attribute hooks (`lowlight.enhance`), which no
+# stage goes through: following them would make every stage depend on everything.
+NOT_FOLLOWED = {REPO / "lowlight" / "__init__.py"}
+
+
 def closure(script: Path) -> set[Path]:
     todo, seen = [script], set()
     while todo:
         f = todo.pop()
         for mod in _imports(f):
             mf = _module_file(mod)
-            if mf and mf not in seen:
+            if mf and mf not in seen and mf not in NOT_FOLLOWED:
                 seen.add(mf)
                 todo.append(mf)
     return seen
