@@ -70,3 +70,36 @@ def tiny_prepared(tmp_path) -> Path:
 def lol_root() -> Path | None:
     root = SHARED / "LOL"
     return root if (root / "our485" / "low").is_dir() else None
+
+
+# --------------------------------------------------------------------------- fault-injection tally
+
+_FAULT_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Remember the outcome of every test marked ``fault`` (a failure in any phase wins)."""
+    if "fault" not in report.keywords:
+        return
+    if report.failed:
+        state = "failed"
+    elif report.skipped:
+        state = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    elif report.when == "call":
+        state = "passed"
+    else:
+        return
+    if _FAULT_OUTCOMES.get(report.nodeid) != "failed":
+        _FAULT_OUTCOMES[report.nodeid] = state
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line for the README: how many faults were injected and how many the code survived."""
+    if not _FAULT_OUTCOMES:
+        return
+    states = list(_FAULT_OUTCOMES.values())
+    injected = sum(s != "skipped" for s in states)
+    survived = states.count("passed")
+    extra = [f"{states.count(s)} {s}" for s in ("failed", "xfailed", "skipped") if states.count(s)]
+    terminalreporter.write_line(f"{injected} fault cases injected, {survived} survived"
+                                + (f" ({', '.join(extra)})" if extra else ""))

@@ -11,44 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from repo_copy import BIN, make_repo_copy, run
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
-TINY = {
-    "data": {"max_size": 64, "pairs_per_image": 1},
-    "eda": {"examples": 2},
-    "quantiles": {"n_estimators": 20, "examples": 2},
-    "train": {"epochs": 1, "crop_size": 32, "batch_size": 4, "model": "unet", "steps_per_epoch": 2},
-    "evaluate": {"examples": 2},
-}
 STAGES = ["prepare", "eda", "quantiles", "histmap", "train", "evaluate"]
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) and v else v
-    return out
-
-
-def run(cmd, cwd, env=None, check=True):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
 
 
 def _digest(path: Path) -> dict[str, str]:
@@ -58,25 +32,7 @@ def _digest(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("repo")
-    for name in ("dvc.yaml", ".dvcignore"):
-        if (REPO / name).exists():
-            shutil.copy(REPO / name, root / name)
-    for name in ("lowlight", "stages"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "weights"))
-    (root / "lowlight" / "weights").mkdir(exist_ok=True)
-    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text((REPO / ".gitignore").read_text())
-    run(["git", "init", "-q"], root)
-    run(["git", "config", "user.email", "t@t"], root)
-    run(["git", "config", "user.name", "t"], root)
-    run([str(BIN / "dvc"), "init", "-q"], root)
-    run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
-    run([str(BIN / "dvc"), "config", "core.autostage", "true"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "init"], root)
-    return root
+    return make_repo_copy(tmp_path_factory.mktemp("repo"))
 
 
 @pytest.fixture(scope="module")
