@@ -7,6 +7,7 @@ never a truncated file that a later stage or ``dvc repro`` would take as done.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -25,6 +26,10 @@ def _umask() -> int:
 
 class OutputError(OSError):
     """An output that cannot be written; the message names the path."""
+
+
+# errno values that can only mean "the output could not be written", whatever wrote it
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
 
 
 def _check_parent(path: Path) -> None:
@@ -78,6 +83,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OutputError) or exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .atomic import atomic_path
+from .atomic import OutputError, atomic_path
 from .errors import DataError
 from .models import ModelError, build_model
 from .models.padding import unwrap
@@ -91,7 +91,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, inputs: str, para
     ckpt.update(extra or {})
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+        try:
+            torch.save(ckpt, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (disk full, quota) this way
+            raise OutputError(f"{path}: cannot write ({exc})") from exc
     return path
 
 

@@ -56,7 +56,8 @@ def _expand(arg: str, recursive: bool) -> tuple[list[tuple[Path, Path]], list[st
     path = Path(arg)
     if path.is_dir():
         pattern = "**/*" if recursive else "*"
-        files = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p))
+        files = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p)
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not files:
             return [], [f"{arg}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder"
                         + ("" if recursive else " (use --recursive for sub-folders)")]

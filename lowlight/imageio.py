@@ -35,7 +35,9 @@ class ImageError(ValueError):
 
 
 def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    """An image by its extension; hidden names (``.x.tmp.png`` left by a killed writer,
+    macOS ``._x.png`` forks) are never taken as images."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def open_image(path: Path) -> Image.Image:

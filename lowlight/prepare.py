@@ -235,6 +235,11 @@ def _list_images(folder: Path, root: Path, problems: list[str], ignored: list[st
                         else f"{folder}: {what} should be a folder")
         return {}
     root_real = Path(os.path.realpath(root))
+    folder_real = Path(os.path.realpath(folder))
+    if not _inside(folder_real, root_real):  # e.g. our485/high linked to a folder elsewhere
+        problems.append(f"{folder}: {what} folder is a symbolic link that leads outside the dataset folder "
+                        f"{root_real} (to {folder_real}); copy the images into the dataset instead")
+        return {}
     found: dict[str, _File | None] = {}
     seen: dict[str, Path] = {}  # every image-named entry, good or bad
     entries = sorted(folder.iterdir(), key=lambda p: _natural_key(p.name))

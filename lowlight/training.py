@@ -65,7 +65,7 @@ from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .config import BaseConfig, ConfigError, TrainConfig, to_dict
 from .errors import DataError
 from .losses import build_loss
-from .models import build_model, count_parameters
+from .models import ModelError, build_model, count_parameters, list_models
 from .models.padding import run_padded, unwrap
 from .tracking import NullTracker, Tracker
 from .train_data import CropDataset, SplitData, check_crop, fingerprint, input_channels, load_split, to_tensor
@@ -302,6 +302,15 @@ def _train(ranks: _Ranks, device: torch.device, data_root: Path, mapped_root, cf
     if "in_channels" in cfg.model_args:
         raise ConfigError("train.model_args must not set in_channels: it follows train.inputs")
 
+    # ---- model first: a bad train.model / train.model_args stops before any data is read
+    torch.manual_seed(base.seed)
+    in_ch = input_channels(cfg.inputs)
+    try:
+        model = build_model(cfg.model, in_channels=in_ch, **cfg.model_args)
+    except ModelError as exc:
+        key = "train.model" if cfg.model not in list_models() else "train.model_args"
+        raise ConfigError(f"{key}: {exc}") from None
+
     # ---- data, decoded once
     train_data = load_split(data_root, mapped_root, "train", cfg.inputs)
     val_data = load_split(data_root, mapped_root, "val", cfg.inputs)
@@ -314,9 +323,7 @@ def _train(ranks: _Ranks, device: torch.device, data_root: Path, mapped_root, cf
                 "world": ranks.world, "data": fingerprint(train_data, val_data), "code": _code_digest(cfg.model)}
 
     # ---- model, optimiser, schedule
-    torch.manual_seed(base.seed)
-    in_ch = input_channels(cfg.inputs)
-    model = build_model(cfg.model, in_channels=in_ch, **cfg.model_args).to(device)
+    model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
@@ -434,12 +441,12 @@ def _train(ranks: _Ranks, device: torch.device, data_root: Path, mapped_root, cf
             say(f"epoch {epoch}/{cfg.epochs}  train_loss {row['train_loss']:.4f}  val_loss {val['val_loss']:.4f}  "
                 f"val_psnr {val['val_psnr']:.2f} dB  val_ssim {val['val_ssim']:.4f}  lr {lr:.2g}  "
                 f"{row['images_per_second']:.1f} img/s{'  *' if improved else ''}")
+            metrics = {"val_psnr": state["best_psnr"], "val_ssim": state["best_ssim"], "epoch": state["best_epoch"]}
+            if improved:  # the checkpoint first: if it cannot be written, the earlier log stays as it was
+                save_checkpoint(checkpoint_path, model, cfg.inputs, params, metrics)
             if log_csv:
                 _write_log(Path(log_csv), state["history"])
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch, prefix="train.")
-            metrics = {"val_psnr": state["best_psnr"], "val_ssim": state["best_ssim"], "epoch": state["best_epoch"]}
-            if improved:
-                save_checkpoint(checkpoint_path, model, cfg.inputs, params, metrics)
             save_checkpoint(last, model, cfg.inputs, params, metrics, extra={
                 "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "best_state_dict": best_weights,

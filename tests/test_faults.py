@@ -460,13 +460,6 @@ def test_kill_enhance_cli_leaves_only_complete_images(world, reference, tmp_path
     _kill_then_rerun(stage, world, tmp_path / "run", triggers, ref, min_kills=2)
 
 
-_LEFTOVER_BUG = ("a SIGKILLed `lowlight enhance` leaves hidden temporary files (.name.XXXX.tmp.png) in its output "
-                 "folder; lowlight/cli_enhance.py _expand and lowlight/evaluation.py _images_by_stem list them "
-                 "as images (they skip no dot-files), so a later `lowlight enhance`/`lowlight evaluate` of that "
-                 "folder fails on them")
-
-
-@pytest.mark.xfail(strict=True, reason=_LEFTOVER_BUG)
 @pytest.mark.parametrize("reader", ["enhance", "evaluate"])
 def test_temporary_files_left_by_a_kill_are_not_taken_as_images(tmp_path, reader):
     from lowlight.cli_enhance import plan_jobs
@@ -591,8 +584,6 @@ def _stage_in_process(script: Path, argv: list[str], monkeypatch, capsys) -> tup
     return code, capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="lowlight/prepare.py checks only links on files: a linked sub-folder "
-                                       "(our485/high -> a folder outside the dataset) is read without a word")
 def test_prepare_refuses_a_linked_folder_that_leaves_the_dataset(tmp_path, monkeypatch, capsys):
     lol = _lol(tmp_path / "LOL")
     outside = tmp_path / "elsewhere" / "high"
@@ -620,14 +611,8 @@ BAD_TRAIN = [
     ("model", "no_such_net", "train.model"), ("model_args", {"bogus": 1}, "train.model_args"),
     ("crop_size", 96, "train.crop_size"),  # larger than the 48 x 64 training images
 ]
-_MODEL_BUG = pytest.mark.xfail(strict=True, reason=(
-    "lowlight/training.py decodes the train and val splits (load_split) before build_model checks train.model "
-    "/ train.model_args, and models.ModelError does not name the params key"))
-
-
 @pytest.mark.parametrize("key, value, names", [
-    pytest.param(*case, marks=_MODEL_BUG if case[0] in ("model", "model_args") else (),
-                 id=f"{case[0]}={case[1]}") for case in BAD_TRAIN])
+    pytest.param(*case, id=f"{case[0]}={case[1]}") for case in BAD_TRAIN])
 def test_bad_train_params_stop_before_any_work(world, tmp_path, monkeypatch, capsys, key, value, names):
     import lowlight.training as training
 
@@ -677,18 +662,10 @@ def _copy_outputs(src: Path, dst: Path, outputs) -> None:
             shutil.copy2(src / rel, dst / rel)
 
 
-_DISK_FULL_BUGS = {
-    "prepare": "lowlight/atomic.py atomic_dir re-raises an OSError from inside the folder (EFBIG, ENOSPC) as is: "
-               "the stage dies with a traceback instead of an OutputError naming the output folder",
-    "train": "lowlight/checkpoint.py save_checkpoint: torch.save reports a failed write as RuntimeError, which "
-             "atomic_path does not turn into an OutputError: traceback, exit code 1, no path named",
-}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_DISK_FULL_BUGS[n]) if n in _DISK_FULL_BUGS else ())
-    for n in SPECS])
+@pytest.mark.parametrize("name", list(SPECS))
 def test_disk_full_names_the_path_and_keeps_earlier_outputs(world, reference, tmp_path, name):
     stage = SPECS[name]
     ref = reference(name)
