@@ -24,8 +24,10 @@ test: setup             ## the full test suite (what CI runs)
 test-fast: setup        ## skip the slow tests while iterating
 	$(BIN)/pytest -m "not slow"
 
-bench: setup            ## print the speed figures
-	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+BENCHES := eval_speed histmap_speed train_throughput enhance_speed
+
+bench: setup            ## print the speed and memory figures (benchmarks/ablation.py is separate: it trains)
+	for b in $(BENCHES); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,7 +9,7 @@ evaluator's numbers) on the full `val` images; `test` is never looked at.
 
 Run it on LOL after the pipeline has prepared and mapped it (README, "Training on LOL"):
 
-    python benchmarks/ablation.py --budget-min 6 --out metrics/ablation
+    python benchmarks/ablation.py --budget-min 5 --steps-per-epoch 250 --out metrics/ablation
 
 Each finished run is kept as ``<out>/<model>__<inputs>.json`` and skipped on a
 rerun with the same settings, so an interrupted ablation continues where it
@@ -38,7 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--data", type=Path, default=Path("data/prepared"))
     ap.add_argument("--mapped", type=Path, default=Path("data/mapped"))
-    ap.add_argument("--budget-min", type=float, default=6.0, help="training-step minutes per run")
+    ap.add_argument("--budget-min", type=float, default=5.0, help="training-step minutes per run")
+    ap.add_argument("--steps-per-epoch", type=int, default=250,
+                    help="batches between validations (validation time is outside the budget)")
     ap.add_argument("--models", nargs="+", default=None, help=f"default: llcnn patch_transformer unet (registered: {', '.join(list_models())})")
     ap.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=INPUTS)
     ap.add_argument("--out", type=Path, default=Path("metrics/ablation"))
@@ -50,7 +52,8 @@ def run_one(args, p, model: str, inputs: str) -> dict:
     out = args.out / f"{model}__{inputs.replace('+', '_')}"
     result_file = args.out / f"{model}__{inputs.replace('+', '_')}.json"
     cfg = dataclasses.replace(p.train, model=model, model_args={} if model != p.train.model else p.train.model_args,
-                              inputs=inputs, time_budget_min=args.budget_min, epochs=10_000)
+                              inputs=inputs, time_budget_min=args.budget_min, epochs=10_000,
+                              steps_per_epoch=args.steps_per_epoch)
     settings = {"train": to_dict(cfg), "seed": p.base.seed, "data": str(args.data.resolve())}
     if result_file.exists() and not args.force:
         done = json.loads(result_file.read_text())
@@ -73,8 +76,9 @@ def histmap_row(args) -> dict:
     return {"psnr": float(df["psnr"].mean()), "ssim": float(df["ssim"].mean()), "images": len(df)}
 
 
-def table(hist: dict, runs: list[tuple[str, str, dict]], budget: float) -> str:
-    lines = [f"Equal budget: {budget:g} min of training steps per network on 2 CPU threads; "
+def table(hist: dict, runs: list[tuple[str, str, dict]], budget: float, steps: int) -> str:
+    lines = [f"Equal budget: {budget:g} min of training steps per network on 2 CPU threads ({steps} batches "
+             "per epoch, validation not counted); "
              f"LOL `val` ({hist['images']} images, grouped split), uint8 PSNR / SSIM averaged per image.",
              "",
              "| method | input | parameters | epochs | val PSNR (dB) | val SSIM | CPU ms / 600x400 |",
@@ -93,7 +97,7 @@ def main(argv=None) -> None:
     models = args.models or [m for m in list_models() if m in ("llcnn", "patch_transformer", "unet")]
     hist = histmap_row(args)
     runs = [(m, i, run_one(args, p, m, i)) for m in models for i in args.inputs]
-    text = table(hist, runs, args.budget_min)
+    text = table(hist, runs, args.budget_min, args.steps_per_epoch)
     write_text(args.out / "ablation.md", text)
     print(text)
 

@@ -181,3 +181,38 @@ def test_python_dash_m_runs(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lowlight", "enhance", "--help"], capture_output=True, text=True,
                          cwd=tmp_path, timeout=120)
     assert out.returncode == 0 and "--recursive" in out.stdout
+
+
+def test_exif_orientation_and_palette(weights, enhancer, tmp_path):
+    """A phone photo stored sideways with an EXIF 'rotate 90' tag comes out upright; a
+    palette PNG comes out as RGB of the same size."""
+    low = darken(synthetic_photo(30, 40, seed=5), 0.05)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    (tmp_path / "in").mkdir()
+    Image.fromarray(low).save(tmp_path / "in" / "phone.jpg", exif=exif, quality=95)
+    Image.fromarray(low).quantize(64).save(tmp_path / "in" / "pal.png")
+    assert _cli(weights, tmp_path / "in", "-o", tmp_path / "out") == 0
+    upright = Image.open(tmp_path / "out" / "phone.jpg")
+    assert upright.size == (30, 40)  # width and height swapped by the orientation tag
+    pal = Image.open(tmp_path / "out" / "pal.png")
+    assert pal.mode == "RGB" and pal.size == (40, 30)
+    api = enhance(Image.open(tmp_path / "in" / "pal.png"), enhancer=enhancer)
+    assert np.array_equal(np.asarray(pal), np.asarray(api))
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "lowlight" / "weights"
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.pt").exists(), reason="no shipped weights in this checkout")
+def test_shipped_weights_are_small_self_describing_and_work():
+    from lowlight.checkpoint import read_checkpoint
+
+    files = [SHIPPED / "model.pt", SHIPPED / "quantiles.ubj"]
+    assert sum(f.stat().st_size for f in files) < 10 * 1024 * 1024
+    ckpt = read_checkpoint(SHIPPED / "model.pt")
+    assert ckpt["model"] and isinstance(ckpt["model_args"], dict) and ckpt["params"]["train"]
+    assert ckpt["params"]["histmap"] and ckpt["inputs"] in ("low", "mapped", "low+mapped")
+    low = darken(synthetic_photo(48, 64, seed=9), 0.04)
+    out = enhance(low)  # the shipped default
+    assert out.shape == low.shape and out.mean() > low.mean() + 20

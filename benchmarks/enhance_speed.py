@@ -1,0 +1,170 @@
+"""Speed and memory of `lowlight enhance` on CPU: the figures issue 6 asks for.
+
+1. End-to-end time for one 600 x 400 image (histogram features, XGBoost
+   prediction, mapping, network), decoding excluded: median over repeats, with
+   the time of each step.
+2. Images per second over a folder of 100 such images (decoded beforehand).
+3. A 6000 x 4000 image in a fresh process: wall time, peak resident memory
+   (whole process, Python and torch included), output size, and the largest
+   difference between tiled and whole-image output on a 1600 x 1200 crop.
+
+Inputs are LOL low images when ``--lol`` points at a copy (default
+``../shared/datasets/LOL``), else the demo photos darkened by the project's own
+low-light model. Weights: the ones shipped in the package unless
+``--quantiles``/``--weights`` name the pipeline's outputs.
+
+    python benchmarks/enhance_speed.py                 # 2 threads, shipped weights
+    python benchmarks/enhance_speed.py --weights models/model.pt --quantiles models/quantiles.ubj
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", type=Path, default=None, help="network checkpoint (default: shipped)")
+    ap.add_argument("--quantiles", type=Path, default=None, help="quantile model (default: shipped)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lol", type=Path, default=Path("../shared/datasets/LOL"))
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--big", default="6000x4000", help="WxH of the large image; '' to skip")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def load_enhancer(args):
+    import torch
+
+    from lowlight.enhance import Enhancer
+
+    torch.set_num_threads(args.threads)
+    if args.weights is None and args.quantiles is None:
+        return Enhancer.pretrained(device="cpu")
+    if args.weights is None or args.quantiles is None:
+        raise SystemExit("give both --weights and --quantiles, or neither (shipped weights)")
+    return Enhancer.from_files(args.quantiles, args.weights, device="cpu")
+
+
+def sample_images(args, n: int) -> tuple[list[np.ndarray], str]:
+    """n uint8 400 x 600 x 3 dark images, decoded (and darkened) before any timing."""
+    from lowlight.imageio import read_rgb
+
+    low = args.lol / "our485" / "low"
+    if low.is_dir():
+        files = sorted(p for p in low.iterdir() if p.suffix.lower() == ".png")[:n]
+        imgs = [read_rgb(f) for f in files]
+        imgs = [im[:400, :600] for im in imgs if im.shape[0] >= 400 and im.shape[1] >= 600]
+        if imgs:
+            return (imgs * n)[:n], f"LOL our485/low ({low})"
+    from PIL import Image
+
+    from lowlight.config import DegradeConfig
+    from lowlight.degrade import apply_degradation, sample_degradation
+    from lowlight.prepare import demo_photo_paths
+
+    rng = np.random.default_rng(0)
+    photos = [np.asarray(Image.open(p).convert("RGB").resize((600, 400))) for _, p, _ in demo_photo_paths()]
+    imgs = [apply_degradation(photos[i % len(photos)], sample_degradation(DegradeConfig(), rng), DegradeConfig(), rng)
+            for i in range(n)]
+    return imgs, "demo photos darkened by lowlight.degrade"
+
+
+def big_image(w: int, h: int) -> np.ndarray:
+    """A dark, textured, noisy image of w x h (a smooth scene, shot noise, edges)."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 20 + 15 * np.sin(xx / 97.0)[..., None] * np.cos(yy / 61.0)[..., None] * np.array([1.0, 0.8, 0.6])
+    base = base + 10 * ((xx // 400 + yy // 300) % 2)[..., None]
+    noise = rng.normal(0, 3, size=(h, w, 1)).astype(np.float32)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def child(args) -> None:
+    """Runs in a fresh process so peak memory is this image's alone."""
+    w, h = (int(v) for v in args.big.lower().split("x"))
+    enh = load_enhancer(args)
+    img = big_image(w, h)
+    t0 = time.perf_counter()
+    out = enh(img)
+    seconds = time.perf_counter() - t0
+    crop = np.ascontiguousarray(img[:1200, :1600])
+    whole = enh._run(crop, enh.map(crop)) if enh.network is not None else None
+    small_tiles = forced_tiles(enh)(crop) if enh.network is not None else None
+    diff = (int(np.abs(np.clip(whole * 255.0 + 0.5, 0, 255).astype(np.uint8).astype(int)
+                       - small_tiles.astype(int)).max()) if whole is not None else 0)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
+    print(json.dumps({"seconds": seconds, "peak_gib": peak_gb, "in": [h, w], "out": list(out.shape[:2]),
+                      "tile_vs_whole_max_diff": diff}))
+
+
+def forced_tiles(enh):
+    """The same enhancer forced to tile a 1600 x 1200 crop (tiles of 512)."""
+    import dataclasses
+
+    return dataclasses.replace(enh, tile_pixels=0, tile=512)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        return child(args)
+    import torch
+
+    enh = load_enhancer(args)
+    imgs, source = sample_images(args, args.images)
+    print(f"inputs: {source}; torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+
+    one = imgs[0]
+    enh(one)  # warm-up (oneDNN kernel selection, XGBoost predictor)
+    steps = {"percentiles (features + XGBoost)": [], "mapping": [], "network": [], "end to end": []}
+    from lowlight.histmap import map_image
+
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        q = enh.predict_percentiles(one)
+        t1 = time.perf_counter()
+        mapped = map_image(one, q, enh.histmap)
+        t2 = time.perf_counter()
+        if enh.network is not None:
+            enh._run(one, mapped)
+        t3 = time.perf_counter()
+        enh(one)
+        t4 = time.perf_counter()
+        for times, dt in zip(steps.values(), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            times.append(dt)
+    print("one 600 x 400 image, median of", args.repeats, "runs:")
+    for k, v in steps.items():
+        print(f"  {k:34s} {1000 * float(np.median(v)):7.1f} ms")
+
+    t0 = time.perf_counter()
+    for im in imgs:
+        enh(im)
+    dt = time.perf_counter() - t0
+    print(f"{len(imgs)} images of 600 x 400: {dt:.2f} s, {len(imgs) / dt:.1f} images/s")
+
+    if args.big:
+        cmd = [sys.executable, __file__, "--child", "--big", args.big, "--threads", str(args.threads)]
+        if args.weights is not None:
+            cmd += ["--weights", str(args.weights), "--quantiles", str(args.quantiles)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"large-image run failed:\n{done.stderr[-3000:]}")
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{args.big} image: {r['seconds']:.1f} s, peak memory {r['peak_gib']:.2f} GiB (whole process), "
+              f"output {r['out'][1]}x{r['out'][0]}; tiled vs whole on a 1600x1200 crop: max difference "
+              f"{r['tile_vs_whole_max_diff']} levels")
+
+
+if __name__ == "__main__":
+    main()
