@@ -58,11 +58,11 @@ def load_enhancer(args):
 
 def sample_images(args, n: int) -> tuple[list[np.ndarray], str]:
     """n uint8 400 x 600 x 3 dark images, decoded (and darkened) before any timing."""
-    from lowlight.imageio import read_rgb
+    from lowlight.imageio import is_image_file, read_rgb
 
     low = args.lol / "our485" / "low"
     if low.is_dir():
-        files = sorted(p for p in low.iterdir() if p.suffix.lower() == ".png")[:n]
+        files = sorted(p for p in low.iterdir() if is_image_file(p))[:n]
         imgs = [read_rgb(f) for f in files]
         imgs = [im[:400, :600] for im in imgs if im.shape[0] >= 400 and im.shape[1] >= 600]
         if imgs:

@@ -172,6 +172,7 @@ class EvaluateConfig:
     examples: int = param(4, ge=0, help="images in the comparison grid")
     gamma_mean: float = param(0.45, gt=0, lt=1, help="target mean brightness of the gamma baseline")
     clahe_clip: float = param(0.01, gt=0, le=1)
+    shipped: bool = param(True, help="also score the weights shipped in the package (trained on LOL) as 'shipped'")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ def main(argv=None) -> None:
     enh = Enhancer.from_files(quantile_model=args.quantile_model, checkpoint=args.checkpoint,
                               histmap=p.histmap, device="cpu")
     methods = {**baselines(p.evaluate), "histmap": enh.map, "pipeline": enh}
+    if p.evaluate.shipped:
+        methods["shipped"] = Enhancer.pretrained(device="cpu")  # the package's LOL-trained weights
     with pipeline_run("evaluate", params=p.evaluate, experiment=p.base.experiment) as tracker:
         result = run_evaluation(args.data, methods, p.evaluate, args.metrics, args.per_image, args.plots,
                                 table_md=args.table, progress=True)
