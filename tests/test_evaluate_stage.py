@@ -106,6 +106,10 @@ class _FakeEnhancer:
         assert device == "cpu"
         return cls()
 
+    @classmethod
+    def pretrained(cls, device):
+        return cls()
+
     def map(self, rgb):
         return np.clip(rgb.astype(np.int32) * 3, 0, 255).astype(np.uint8)
 
@@ -134,7 +138,7 @@ def test_stage_script_runs_all_methods_and_says_which_split(tmp_path, monkeypatc
     assert "test split is empty; scored the val split" in printed
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["split"] == "val"
-    assert list(result["methods"]) == ["identity", "histeq", "clahe", "gamma", "histmap", "pipeline"]
+    assert list(result["methods"]) == ["identity", "histeq", "clahe", "gamma", "histmap", "pipeline", "shipped"]
     df = pd.read_csv(tmp_path / "eval.csv")
     assert "psnr_pipeline" in df  # the column dvc.yaml plots
     assert (tmp_path / "plots" / "comparison.png").exists()
