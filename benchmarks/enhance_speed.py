@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_enhancer(args):
     import torch
 
-    from lowlight.enhance import Enhancer
+    from lowlight.inference import Enhancer
 
     torch.set_num_threads(args.threads)
     if args.weights is None and args.quantiles is None:

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 
 def enhance(image, **kwargs):
-    """Enhance one photo (PIL image or uint8 array; same kind out). See :mod:`lowlight.enhance`."""
-    from .enhance import enhance as _enhance
+    """Enhance one photo (PIL image or uint8 array; same kind out). See :mod:`lowlight.inference`."""
+    from .inference import enhance as _enhance
 
     return _enhance(image, **kwargs)

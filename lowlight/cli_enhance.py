@@ -108,7 +108,7 @@ def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .enhance import Enhancer, default_weights, enhance
+    from .inference import Enhancer, default_weights, enhance
     from .imageio import from_pil, open_image, to_pil, write_image
 
     jobs, problems = plan_jobs(args.inputs, args.out, args.recursive, args.format, args.overwrite)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lowlight.baselines import baselines
 from lowlight.config import flatten, load_params
-from lowlight.enhance import Enhancer
+from lowlight.inference import Enhancer
 from lowlight.errors import report_user_errors
 from lowlight.evaluation import run_evaluation
 from lowlight.tracking import pipeline_run

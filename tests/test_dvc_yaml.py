@@ -49,7 +49,7 @@ def _imports(path: Path) -> set[str]:
     return {m for m in found if m == "lowlight" or m.startswith("lowlight.")}
 
 
-# The package's __init__ only holds lazy attribute hooks (`lowlight.enhance`), which no
+# The package's __init__ only holds lazy attribute hooks (`lowlight.enhance()`), which no
 # stage goes through: following them would make every stage depend on everything.
 NOT_FOLLOWED = {REPO / "lowlight" / "__init__.py"}
 

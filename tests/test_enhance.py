@@ -16,7 +16,7 @@ from PIL import Image
 from lowlight.checkpoint import save_checkpoint
 from lowlight.cli import main as cli_main
 from lowlight.config import QuantilesConfig
-from lowlight.enhance import Enhancer, enhance
+from lowlight.inference import Enhancer, enhance
 from lowlight.models import build_model
 from lowlight.quantiles import QuantileModel
 
@@ -216,3 +216,14 @@ def test_shipped_weights_are_small_self_describing_and_work():
     low = darken(synthetic_photo(48, 64, seed=9), 0.04)
     out = enhance(low)  # the shipped default
     assert out.shape == low.shape and out.mean() > low.mean() + 20
+
+
+def test_package_level_enhance_stays_callable(enhancer):
+    """`lowlight.enhance(...)` is the advertised API: importing the inference module must not
+    replace it (a submodule of the same name would, after the first call)."""
+    import lowlight
+
+    low = darken(synthetic_photo(24, 32, seed=3), 0.05)
+    first = lowlight.enhance(low, enhancer=enhancer)
+    assert callable(lowlight.enhance)
+    assert np.array_equal(lowlight.enhance(low, enhancer=enhancer), first)

@@ -99,7 +99,7 @@ def test_examples_zero_draws_no_grid(tiny_prepared, tmp_path):
 
 
 class _FakeEnhancer:
-    """Stands in for lowlight.enhance.Enhancer: no trained models needed."""
+    """Stands in for lowlight.inference.Enhancer: no trained models needed."""
 
     @classmethod
     def from_files(cls, quantile_model, checkpoint, histmap, device):

@@ -510,7 +510,7 @@ def _enhance_cli(world: Path, inputs, out: Path, capsys, weights: Path | None = 
 
 
 def test_enhance_cli_names_each_bad_file_and_does_the_rest(world, tmp_path, capsys):
-    from lowlight.enhance import Enhancer, enhance
+    from lowlight.inference import Enhancer, enhance
 
     src = tmp_path / "in"
     src.mkdir()

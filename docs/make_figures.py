@@ -1,0 +1,101 @@
+"""Make the README's pictures with the shipped weights (the same `lowlight.enhance` path as the command).
+
+* ``docs/demo_examples.jpg``: low | enhanced | reference for the demo set's held-out photos
+  (`test` and `val` splits) (photos bundled with scikit-image / scikit-learn, darkened by the project's
+  low-light model). Needs ``dvc repro`` on the demo data first (``data/prepared``).
+* ``docs/dark_examples.jpg``: low | enhanced for real dark photos without a reference
+  (``../shared/datasets/dark``, from the DICM and NPE test sets); only this derived, downscaled
+  picture is kept, never the photos.
+
+    python docs/make_figures.py [--demo data/prepared] [--dark ../shared/datasets/dark]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import lowlight
+from lowlight.atomic import atomic_path
+from lowlight.imageio import load_image, read_rgb
+from lowlight.pairs import list_pairs
+
+HERE = Path(__file__).resolve().parent
+
+
+def _row(images: list[np.ndarray], height: int) -> Image.Image:
+    tiles = [Image.fromarray(im).resize((round(im.shape[1] * height / im.shape[0]), height), Image.LANCZOS)
+             for im in images]
+    row = Image.new("RGB", (sum(t.width for t in tiles) + 6 * (len(tiles) - 1), height), "white")
+    x = 0
+    for t in tiles:
+        row.paste(t, (x, 0))
+        x += t.width + 6
+    return row
+
+
+def _stack(rows: list[Image.Image], labels: list[str]) -> Image.Image:
+    width = max(r.width for r in rows)
+    head = 22
+    out = Image.new("RGB", (width, head + sum(r.height + 6 for r in rows)), "white")
+    draw = ImageDraw.Draw(out)
+    col = rows[0].width // len(labels)
+    for i, text in enumerate(labels):
+        draw.text((i * col + col // 2 - 3 * len(text), 5), text, fill="black")
+    y = head
+    for r in rows:
+        out.paste(r, (0, y))
+        y += r.height + 6
+    return out
+
+
+def _save(img: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="JPEG", quality=88)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+
+
+def demo_figure(data: Path, count: int, height: int) -> None:
+    """One pair per held-out photo (test, then val: never a training photo), darkest first."""
+    pairs, photos = [], set()
+    for split in ("test", "val"):
+        for pair in list_pairs(data, split):
+            photo = pair.low.stem.rsplit("_", 1)[0]  # <photo>_<darkened version>
+            if photo not in photos:
+                photos.add(photo)
+                pairs.append(pair)
+    pairs = pairs[:count]
+    rows = []
+    for pair in pairs:
+        low, high = read_rgb(pair.low), read_rgb(pair.high)
+        rows.append(_row([low, lowlight.enhance(low), high], height))
+    _save(_stack(rows, ["low", "enhanced", "reference"]), HERE / "demo_examples.jpg")
+
+
+def dark_figure(folder: Path, count: int, height: int) -> None:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
+    rows = []
+    for f in files:
+        rgb = load_image(f).rgb
+        rows.append(_row([rgb, lowlight.enhance(rgb)], height))
+    _save(_stack(rows, ["low (no reference)", "enhanced"]), HERE / "dark_examples.jpg")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demo", type=Path, default=Path("data/prepared"))
+    ap.add_argument("--dark", type=Path, default=Path("../shared/datasets/dark"))
+    ap.add_argument("--count", type=int, default=3)
+    ap.add_argument("--height", type=int, default=220)
+    args = ap.parse_args(argv)
+    if args.demo.is_dir():
+        demo_figure(args.demo, args.count, args.height)
+    if args.dark.is_dir():
+        dark_figure(args.dark, 2 * args.count, args.height)
+
+
+if __name__ == "__main__":
+    main()
