@@ -61,8 +61,8 @@ def make_repo_copy(root: Path, overrides: dict | None = None) -> Path:
         if (REPO / name).exists():
             shutil.copy(REPO / name, root / name)
     for name in ("lowlight", "stages"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "weights"))
-    (root / "lowlight" / "weights").mkdir(exist_ok=True)
+        # the shipped weights come along: the evaluate stage scores them (and depends on them)
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY if overrides is None else overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text((REPO / ".gitignore").read_text())
