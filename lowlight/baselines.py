@@ -21,11 +21,11 @@ from typing import Callable
 import numpy as np
 
 from .config import EvaluateConfig
+from .histogram import LUMA_WEIGHTS
 
 __all__ = ["identity", "histeq", "clahe", "gamma", "gamma_exponent", "baselines", "NAMES"]
 
 NAMES = ("identity", "histeq", "clahe", "gamma")
-_LUMA = np.array([0.299, 0.587, 0.114])
 _GAMMA_RANGE = (1 / 20, 20.0)  # exponents beyond this only posterise; the search stops at the ends
 
 
@@ -82,7 +82,7 @@ def gamma_exponent(low: np.ndarray, target_mean: float) -> float:
     """
     _check(low)
     hist = _channel_histograms(low).astype(np.float64)
-    weights = hist * _LUMA[:, None] / low.shape[0] / low.shape[1]  # luma weight of each (channel, level)
+    weights = hist * LUMA_WEIGHTS[:, None] / low.shape[0] / low.shape[1]  # luma weight of each (channel, level)
     levels = np.arange(256) / 255.0
 
     def mean_luma(g: float) -> float:

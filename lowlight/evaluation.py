@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import DataError
+from .histogram import LUMA_WEIGHTS
 from .imageio import is_image_file, read_rgb
 
 if TYPE_CHECKING:  # pandas is imported lazily: `import lowlight.evaluation` stays cheap
@@ -56,7 +57,7 @@ PSNR_CAP = 100.0
 """PSNR of identical images (MSE 0) in dB; a finite stand-in for infinity so means stay usable."""
 
 METRICS = ("psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean")
-GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma, as in the GT-mean scripts
+GREY_WEIGHTS = LUMA_WEIGHTS  # ITU-R BT.601 luma, as in the GT-mean scripts
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11  # what scikit-image derives from sigma 1.5 (truncate 3.5 -> radius 5)
 _METHOD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")

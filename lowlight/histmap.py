@@ -49,7 +49,7 @@ import numpy as np
 
 from .atomic import atomic_dir, write_json
 from .config import HistmapConfig
-from .histogram import LEVELS, LUMA_WEIGHTS, to_pil
+from .histogram import LEVELS, LUMA_WEIGHTS, pil_view
 
 __all__ = [
     "percentile_weights",
@@ -229,8 +229,8 @@ def _check_inputs(low: np.ndarray, percentiles: np.ndarray) -> np.ndarray:
 
 def map_to_histogram(low: np.ndarray, pdf: np.ndarray) -> np.ndarray:
     """Map each channel of ``low`` (uint8 H x W x 3) onto the target histograms ``pdf`` (3, 256)."""
-    # Pillow's histogram and per-band lookup table (C, no copies; see histogram.to_pil)
-    pil = to_pil(low)
+    # Pillow's histogram and per-band lookup table (C, no copies; see histogram.pil_view)
+    pil = pil_view(low)
     counts = np.asarray(pil.histogram(), dtype=np.float64).reshape(3, LEVELS)
     luts = _lut_u8(match_lut(counts, pdf))
     out = np.asarray(pil.point(luts.ravel().tolist()))
@@ -254,7 +254,7 @@ def map_image(low: np.ndarray, percentiles: np.ndarray, cfg: HistmapConfig) -> n
 
 
 def _map_luminance(low: np.ndarray, q: np.ndarray, cfg: HistmapConfig) -> np.ndarray:
-    pil = to_pil(low)
+    pil = pil_view(low)
     yq = pil.convert("L")  # 8-bit BT.601 luma (Pillow, in C) for the histogram and the table
     lut = match_lut(np.asarray(yq.histogram(), dtype=np.float64), target_pdf(LUMA_WEIGHTS @ q, cfg))
     rgb = low.astype(np.float32)

@@ -30,7 +30,7 @@ __all__ = [
     "luma_counts",
     "normalized_histograms",
     "bin_edges",
-    "to_pil",
+    "pil_view",
 ]
 
 LEVELS = 256
@@ -105,7 +105,7 @@ def percentiles(images: Iterable[np.ndarray], step: int = 5) -> np.ndarray:
     return np.stack(out)
 
 
-def to_pil(img: np.ndarray) -> Image.Image:
+def pil_view(img: np.ndarray) -> Image.Image:
     """A Pillow view of a uint8 RGB array (no copy when it is contiguous).
 
     Pillow's per-band ``histogram()`` and ``point()`` lookup run in C on the interleaved
@@ -125,12 +125,12 @@ def luma(img: np.ndarray) -> np.ndarray:
 def luma_u8(img: np.ndarray) -> np.ndarray:
     """BT.601 luma rounded to 8-bit levels (H x W uint8), computed by Pillow's ``convert('L')``
     (fixed-point weights 19595/38470/7471 / 65536, rounded: within one level of :func:`luma`)."""
-    return np.asarray(to_pil(img).convert("L"))
+    return np.asarray(pil_view(img).convert("L"))
 
 
 def luma_counts(img: np.ndarray) -> np.ndarray:
     """Counts of the 8-bit luma levels: ``(256,)``."""
-    return np.asarray(to_pil(img).convert("L").histogram(), dtype=np.int64)
+    return np.asarray(pil_view(img).convert("L").histogram(), dtype=np.int64)
 
 
 def normalized_histograms(counts: np.ndarray, bins: int, gamma: float = 1.0) -> np.ndarray:

@@ -59,7 +59,7 @@ import numpy as np
 from .atomic import atomic_path, write_json
 from .config import QuantilesConfig, from_dict, to_dict
 from .errors import DataError
-from .histogram import LEVELS, normalized_histograms, percentile_levels, percentiles_from_counts, to_pil
+from .histogram import LEVELS, normalized_histograms, percentile_levels, percentiles_from_counts, pil_view
 
 __all__ = [
     "FORMAT",
@@ -126,7 +126,7 @@ def _grid_means(y: np.ndarray, grid: int) -> np.ndarray:
 def image_features(img: np.ndarray, cfg: QuantilesConfig, step: int = 5) -> np.ndarray:
     """Feature rows of one uint8 RGB image: ``(3, n_features)`` float32, one row per channel."""
     q = percentile_levels(step)
-    pil = to_pil(img)
+    pil = pil_view(img)
     counts = np.asarray(pil.histogram(), dtype=np.float64).reshape(3, LEVELS)
     luma = pil.convert("L")  # BT.601 in C, rounded to 8 bits
     y_counts = np.asarray(luma.histogram(), dtype=np.float64)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lowlight.histogram import (bin_edges, channel_counts, luma, luma_counts, luma_u8, normalized_histograms,
-                                percentile_levels, percentiles, percentiles_from_counts, to_pil)
+                                percentile_levels, percentiles, percentiles_from_counts, pil_view)
 
 
 def _images():
@@ -52,7 +52,7 @@ def test_channel_counts_match_bincount():
     counts = channel_counts(img)
     for c in range(3):
         assert counts[c].tolist() == np.bincount(img[..., c].ravel(), minlength=256).tolist()
-    assert np.asarray(to_pil(img).histogram()).reshape(3, 256).tolist() == counts.tolist()
+    assert np.asarray(pil_view(img).histogram()).reshape(3, 256).tolist() == counts.tolist()
 
 
 def test_bad_images_are_refused():
