@@ -23,9 +23,12 @@ produce new ones.
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
+import pickletools
 import re
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,8 +36,8 @@ import torch
 from torch import nn
 
 from .atomic import OutputError, atomic_path
-from .errors import DataError
-from .models import ModelError, build_model
+from .errors import DataError, short_repr
+from .models import build_model, model_class
 from .models.padding import unwrap
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint",
@@ -44,6 +47,15 @@ FORMAT = "lowlight-checkpoint"
 VERSION = 1
 INPUTS = ("low", "mapped", "low+mapped")
 _REQUIRED = ("model", "model_args", "inputs", "state_dict")
+# Bounds for files from elsewhere. The largest registered model (unet_large) has 1.1 M
+# parameters; a 50 M-parameter model with its AdamW and EMA state is 0.8 GB.
+MAX_PARAMETERS = 50_000_000
+MAX_TENSORS = 4096  # parameters, buffers and modules; the registered models have 66 to 168
+MAX_CHECKPOINT_BYTES = 2 * 2**30
+# what torch's weights-only unpickler says when it refuses a global, a call or an opcode
+_REFUSED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)|unsupported GLOBAL ([\w.]+)|Unsupported operand (\d+)|"
+                      r"call reduce for unrecognized function|Can only \w+|persistent_load|persistent id|"
+                      r"allowlisted|not an allowed global")
 
 
 class CheckpointError(DataError):
@@ -98,35 +110,158 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, inputs: str, para
     return path
 
 
+def _refusal(exc: BaseException) -> str | None:
+    """What torch's weights-only unpickler refused (a global, a call, an opcode), or None for damage."""
+    text = str(exc)
+    found = _REFUSED.search(text)
+    if found is None:
+        return None
+    if found.group(1) or found.group(2):
+        return f"it imports {found.group(1) or found.group(2)}"
+    if found.group(3):
+        if chr(int(found.group(3))) not in pickletools.code2op:
+            return None  # not an opcode of any pickle protocol: damage, not a refusal
+        return f"pickle opcode {found.group(3)}, which a weights-only load does not allow"
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    return (detail.group(1).strip() if detail else found.group(0))[:160]
+
+
+def _check_fields(path: Path, ckpt: dict) -> None:
+    """The types of a checkpoint's standard entries: a crafted file must not reach a constructor with a list."""
+    version = ckpt.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CheckpointError(path, f"'version' must be a whole number, got {short_repr(version)}")
+    if version > VERSION:
+        raise CheckpointError(path, f"written by a newer lowlight (checkpoint version {version}, "
+                                    f"this one reads up to {VERSION})")
+    missing = [k for k in _REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(path, f"incomplete checkpoint, missing {', '.join(missing)}")
+    if not isinstance(ckpt["model"], str):
+        raise CheckpointError(path, f"'model' must be a model name, got {short_repr(ckpt['model'])}")
+    args = ckpt["model_args"]
+    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+        raise CheckpointError(path, f"'model_args' must map argument names to values, got {short_repr(args)}")
+    if not isinstance(ckpt["inputs"], str) or ckpt["inputs"] not in INPUTS:
+        raise CheckpointError(path, f"unknown inputs {short_repr(ckpt['inputs'])}; expected one of {', '.join(INPUTS)}")
+    for key in ("params", "metrics"):
+        if not isinstance(ckpt.get(key, {}), dict):
+            raise CheckpointError(path, f"'{key}' must be a mapping, got {short_repr(ckpt[key])}")
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(path, "'state_dict' must map parameter names to tensors")
+    if len(state) > MAX_TENSORS:
+        raise CheckpointError(path, f"{len(state)} weight tensors; lowlight models have at most {MAX_TENSORS}")
+    # NaN or infinite weights make every output NaN, which uint8 rounding turns into black images
+    for key, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(path, f"weight {short_repr(key)} holds NaN or infinite values (training "
+                                        "diverged, or the file is damaged); retrain or use another checkpoint")
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and check a checkpoint's dict; refuse anything that is not tensors and plain values."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "checkpoint file does not exist" if not path.exists() else "is not a file")
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(path, f"{path.stat().st_size / 2**30:.1f} GiB, larger than any lowlight checkpoint "
+                                    f"({MAX_CHECKPOINT_BYTES // 2**30} GiB at most)")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read it ({exc.strerror or exc})") from None
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if found is None:  # not a pickle at all, or a damaged one
-            raise CheckpointError(path, "not a readable PyTorch checkpoint (damaged, or not written by "
-                                        "torch.save)") from None
-        raise CheckpointError(path, f"refused: loading it would run pickled code ({found.group(1)}); a lowlight "
-                                    "checkpoint holds only tensors and plain values. Load such a file with "
-                                    "torch.load(weights_only=False) only if you trust where it came from") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever a crafted or damaged file makes torch raise
+        refused = _refusal(exc) if isinstance(exc, pickle.UnpicklingError) else None
+        if refused is not None and refused.startswith("pickle opcode") and not (head == b"PK\x03\x04"
+                                                                               or head[:1] == b"\x80"):
+            refused = None  # neither a zip nor a pickle: its first byte read as an opcode (a text file, say)
+        if refused is None and isinstance(exc, (TypeError, AttributeError)):
+            # the only calls a weights-only load makes are REDUCEs of allowed globals; a crafted one fails so
+            refused = f"a pickled call that fails ({type(exc).__name__}: {str(exc)[:100]})"
+        if refused is not None:
+            raise CheckpointError(path, f"refused: loading it would run code ({refused}); a lowlight checkpoint "
+                                        "holds only tensors and plain values. Load such a file with "
+                                        "torch.load(weights_only=False) only if you trust where it came from") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(\S.*)", str(exc))
+        first = detail.group(1) if detail else (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+        raise CheckpointError(path, f"not a readable PyTorch checkpoint (damaged, or not written by torch.save; "
+                                    f"{type(exc).__name__}{': ' + first[:160] if first else ''})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(path, f"not a lowlight checkpoint (no 'format': {FORMAT!r} entry); it may be a "
                                     "bare state_dict or another project's file")
-    if ckpt.get("version", 0) > VERSION:
-        raise CheckpointError(path, f"written by a newer lowlight (checkpoint version {ckpt['version']}, "
-                                    f"this one reads up to {VERSION})")
-    missing = [k for k in _REQUIRED if k not in ckpt]
-    if missing:
-        raise CheckpointError(path, f"incomplete checkpoint, missing {', '.join(missing)}")
-    if ckpt["inputs"] not in INPUTS:
-        raise CheckpointError(path, f"unknown inputs {ckpt['inputs']!r}; expected one of {', '.join(INPUTS)}")
+    _check_fields(path, ckpt)
     return ckpt
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _meta_model(path: Path, name: str, args: dict) -> nn.Module:
+    """Build the model without memory (``meta`` tensors), refusing it as soon as it grows past the bounds.
+
+    Checkpoint arguments are data from a file: ``widths: [131072] * 4`` asks for 618 GB.
+    The registration hooks stop the constructor at the first parameter past the bound.
+    """
+    from torch.nn.modules import module as torch_module
+
+    count = {"numel": 0, "items": 0}
+    me = threading.get_ident()  # the hooks are process-wide; count this thread's model only
+
+    def grow(_module, _name, item) -> None:
+        if threading.get_ident() != me:
+            return
+        count["numel"] += item.numel() if isinstance(item, torch.Tensor) else 0
+        count["items"] += 1
+        if count["numel"] > MAX_PARAMETERS or count["items"] > MAX_TENSORS:
+            raise _TooLarge
+
+    hooks = [torch_module.register_module_parameter_registration_hook(grow),
+             torch_module.register_module_buffer_registration_hook(grow),
+             torch_module.register_module_module_registration_hook(grow)]
+    try:
+        with torch.device("meta"):
+            return build_model(name, **args)
+    except _TooLarge:
+        raise CheckpointError(path, f"its model_args {short_repr(args)} make a model of more than "
+                                    f"{MAX_PARAMETERS:,} parameters or {MAX_TENSORS:,} tensors or modules; "
+                                    "refused before allocating it") from None
+    except Exception as exc:  # noqa: BLE001 - a constructor fed crafted arguments can raise anything
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(path, f"cannot rebuild its model: {first[:200]}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _check_fit(path: Path, ckpt: dict, skeleton: nn.Module) -> None:
+    """The file's weights against the model its arguments describe, and its channels against its inputs."""
+    from .train_data import input_channels
+
+    name, args = ckpt["model"], ckpt["model_args"]
+    expected = {k: tuple(t.shape) for k, t in skeleton.state_dict().items()}
+    found = {k: tuple(t.shape) for k, t in ckpt["state_dict"].items()}
+    problems = []
+    if set(expected) - set(found):
+        problems.append(f"missing {', '.join(short_repr(k) for k in sorted(set(expected) - set(found))[:3])}")
+    if set(found) - set(expected):
+        problems.append(f"unexpected {', '.join(short_repr(k) for k in sorted(set(found) - set(expected))[:3])}")
+    shapes = [k for k in expected if k in found and expected[k] != found[k]]
+    if shapes:
+        k = shapes[0]
+        problems.append(f"{short_repr(k)} is {list(found[k])} in the file, {list(expected[k])} in the model")
+    if problems:
+        raise CheckpointError(path, f"weights do not fit model {name!r}: {'; '.join(problems)}")
+    default = inspect.signature(model_class(name)).parameters.get("in_channels", inspect.Parameter.empty).default
+    declared, wanted = args.get("in_channels", default), input_channels(ckpt["inputs"])
+    if declared != wanted:  # the network would fail on the first image, after the batch started
+        raise CheckpointError(path, f"inputs {ckpt['inputs']!r} feed {wanted} channels but its model takes "
+                                    f"in_channels={short_repr(declared)}; the file is inconsistent")
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
@@ -137,13 +272,15 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     ``inputs`` (what to feed the network, see :func:`lowlight.train_data.stack_inputs`),
     ``params`` and ``metrics``. The model also carries ``model_name``,
     ``model_args`` and ``inputs`` as attributes.
+
+    The model is first built on the ``meta`` device (no memory) and checked against
+    the weights in the file; only a model that fits is built for real.
     """
     device = torch.device(device)
+    path = Path(path)
     ckpt = read_checkpoint(path, map_location=device)
-    try:
-        model = build_model(ckpt["model"], **ckpt["model_args"])
-    except ModelError as exc:
-        raise CheckpointError(path, f"cannot rebuild its model: {exc}") from exc
+    _check_fit(path, ckpt, _meta_model(path, ckpt["model"], ckpt["model_args"]))
+    model = build_model(ckpt["model"], **ckpt["model_args"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

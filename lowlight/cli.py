@@ -32,12 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
-    from .errors import user_errors
+    from .errors import DataError, user_errors
+    from .inference import EnhanceError
 
     try:
         return int(args.handler(args) or 0)
-    except user_errors() as exc:
-        print(f"lowlight {args.command}: error: {exc}", file=sys.stderr)
+    except (*user_errors(), EnhanceError) as exc:
+        # a single problem is one line: the problem names the file and says what is wrong
+        msg = exc.problems[0] if isinstance(exc, DataError) and len(exc.problems) == 1 else str(exc)
+        print(f"lowlight {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

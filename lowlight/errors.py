@@ -7,9 +7,27 @@ traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import reprlib
 import sys
+from typing import Any
 
-__all__ = ["DataError", "user_errors", "report_user_errors"]
+__all__ = ["DataError", "user_errors", "report_user_errors", "short_repr"]
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 5
+_REPR.maxlevel = 2
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """A repr for one line of an error message: a value read from a file can be megabytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<an integer of {value.bit_length()} bits>"  # repr itself refuses over 4300 digits
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a huge int inside a list, say
+        text = f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class DataError(ValueError):

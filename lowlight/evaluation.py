@@ -160,10 +160,17 @@ def ssim(pred: np.ndarray, ref: np.ndarray) -> float:
     return _SsimReference(ref).ssim(pred)
 
 
+def _ssim_size_problem(width: int, height: int) -> str | None:
+    if min(width, height) < SSIM_WINDOW:
+        return (f"{width}x{height} pixels; SSIM needs images at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels "
+                "(its window), so this image cannot be scored")
+    return None
+
+
 def _check_ssim_size(img: np.ndarray) -> None:
-    if min(img.shape[:2]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got "
-                         f"{img.shape[1]}x{img.shape[0]}")
+    problem = _ssim_size_problem(img.shape[1], img.shape[0])
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def grey_mean(img: np.ndarray) -> float:
@@ -241,6 +248,7 @@ def score_images(preds: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray]
     for k in stems:
         try:
             _check_pair(preds[k], refs[k])
+            _check_ssim_size(preds[k])
         except (TypeError, ValueError) as exc:
             problems.append(f"{k}: {exc}")
     if problems:
@@ -315,6 +323,8 @@ def evaluate_dirs(pred_dir: str | Path, ref_dir: str | Path,
         if not bad and sp != sr:
             problems.append(f"{preds[k]}: size {sp[0]}x{sp[1]} differs from its reference "
                             f"{refs[k]} ({sr[0]}x{sr[1]})")
+        elif not bad and _ssim_size_problem(*sp):
+            problems.append(f"{preds[k]}: {_ssim_size_problem(*sp)}")
     if problems:
         raise DataError(problems, header=f"cannot score {pred_dir} against {ref_dir}")
 

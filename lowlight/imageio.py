@@ -10,6 +10,7 @@ lenient reader for people's own photos (EXIF orientation, grey, alpha, palette,
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,38 @@ from PIL import Image, ImageOps
 
 from .atomic import atomic_path
 
-__all__ = ["ImageError", "IMAGE_EXTENSIONS", "is_image_file", "read_rgb", "write_image", "LoadedImage",
-           "load_image", "from_pil", "to_pil", "open_image"]
+__all__ = ["ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
+           "output_format", "read_rgb", "write_image", "LoadedImage", "load_image", "from_pil", "to_pil",
+           "open_image"]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+"""The project's own formats: datasets, ``lowlight evaluate`` and folder scans everywhere."""
+
+
+def _pillow_formats() -> tuple[set[str], dict[str, str]]:
+    """What ``lowlight enhance`` reads and writes: :data:`IMAGE_EXTENSIONS`, plus AVIF and
+    JPEG 2000 where this Pillow has the codec, plus GIF for reading only: its 256 colours
+    would band an enhanced photo, so a GIF needs ``--format``."""
+    from PIL import features
+
+    write = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+             ".tiff": "TIFF"}
+    if features.check("avif"):
+        write[".avif"] = "AVIF"
+    if features.check("jpg_2000"):
+        write[".jp2"] = "JPEG2000"
+    return set(write) | {".gif"}, write
+
+
+READ_EXTENSIONS, WRITE_FORMATS = _pillow_formats()
+
+MAX_PIXELS = 50_000_000
+"""lowlight's own pixel limit (50 megapixels, e.g. 8660 x 5773), checked from the header before
+decoding: a photo this size needs about 2 GB to enhance. Pillow's decompression-bomb limit
+(``Image.MAX_IMAGE_PIXELS``, ~89 MP) lets through images that take several GB and a minute."""
+
+# a multi-frame JPEG (MPO) is a camera's photo plus previews: its first frame is the photo
+_STILL_WITH_FRAMES = {"MPO"}
 
 
 class ImageError(ValueError):
@@ -34,13 +63,49 @@ class ImageError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
-def is_image_file(path: Path) -> bool:
+def is_image_file(path: Path, extensions: set[str] = IMAGE_EXTENSIONS) -> bool:
     """An image by its extension; hidden names (``.x.tmp.png`` left by a killed writer,
     macOS ``._x.png`` forks) are never taken as images."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return path.suffix.lower() in extensions and not path.name.startswith(".")
 
 
-def open_image(path: Path) -> Image.Image:
+def output_format(path: Path) -> str:
+    """The Pillow format that ``path``'s extension promises; refuse what lowlight does not write."""
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        kind = "GIF (256 colours would band the enhanced photo)" if Path(path).suffix.lower() == ".gif" else \
+            f"{Path(path).suffix or 'files without an extension'}"
+        raise ImageError(path, f"lowlight does not write {kind}; use --format png (or jpg, webp, tiff), "
+                               "or convert it to PNG first")
+    return fmt
+
+
+def _pixels(n: float) -> str:
+    return f"{n / 1e6:.1f} megapixels" if n >= 100_000 else f"{int(n)} pixels"
+
+
+def too_large(path: str | os.PathLike, width: int, height: int, max_pixels: int | None) -> ImageError | None:
+    """The refusal for an image over ``max_pixels`` (None: no limit of lowlight's own), or None."""
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    return ImageError(path, f"image is too large: {width}x{height} ({_pixels(width * height)}), over "
+                            f"lowlight's limit of {_pixels(max_pixels)}; raise it with --max-pixels N "
+                            "(max_pixels= in Python) if this machine has the memory (about 30 bytes a pixel)")
+
+
+def _check_header(path: Path, img: Image.Image, max_pixels: int | None) -> None:
+    refusal = too_large(path, *img.size, max_pixels)
+    if refusal is not None:
+        raise refusal
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1 and img.format not in _STILL_WITH_FRAMES:
+        raise ImageError(path, f"animated or multi-page {img.format} ({frames} frames); lowlight enhances one still "
+                               "photo per file: extract the frame you want first (e.g. as PNG)")
+
+
+def open_image(path: Path, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+    """Open and decode a still image, refusing from its header what is too large or animated."""
+    path = Path(path)
     if not path.exists():
         raise ImageError(path, "file does not exist")
     if path.is_dir():
@@ -50,10 +115,21 @@ def open_image(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(path)  # the header only
+            try:
+                _check_header(path, img, max_pixels)
+            except ImageError:
+                img.close()
+                raise
             img.load()  # decode now so truncation is found here, not later
+    except ImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(path, f"image is too large to decode safely ({exc})") from exc
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{_pixels(int(found.group(1)))}, " if found else ""
+        raise ImageError(path, f"image is too large to decode safely ({size}over Pillow's limit of "
+                               f"{_pixels(Image.MAX_IMAGE_PIXELS or 0)}, Image.MAX_IMAGE_PIXELS; "
+                               "--max-pixels raises both)") from exc
     except OSError as exc:
         msg = str(exc)
         if "truncated" in msg.lower():
@@ -64,10 +140,10 @@ def open_image(path: Path) -> Image.Image:
     return img
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
+def read_rgb(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Decode an 8-bit RGB image; refuse other modes with a clear reason."""
     path = Path(path)
-    img = open_image(path)
+    img = open_image(path, max_pixels)
     if img.mode != "RGB":
         kind = {"L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGBA (has an alpha channel)",
                 "P": "palette", "I;16": "16-bit grayscale", "I;16B": "16-bit grayscale",
@@ -102,11 +178,11 @@ class LoadedImage:
     bit_depth: int  # 8 or 16
 
 
-def load_image(path: str | os.PathLike) -> LoadedImage:
+def load_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> LoadedImage:
     """Lenient reader for people's photos: EXIF orientation, grey, alpha, palette, 16-bit."""
     path = Path(path)
     try:
-        return from_pil(open_image(path))
+        return from_pil(open_image(path, max_pixels))
     except ImageError:
         raise
     except ValueError as exc:

@@ -9,7 +9,12 @@ The tracking URI is ``$MLFLOW_TRACKING_URI`` when set (a shared server), else
 an SQLite file at the repository root as an absolute URI, so runs from
 ``dvc exp run --temp`` and the queue land in the same database. SQLite
 writers are retried, and a server that does not answer fails within seconds
-with a message that names the URI.
+with a message that names the URI. A store that cannot be written (a read-only or
+full ``mlflow.db``) or reached is a :class:`TrackingError` naming the URI, and never
+hides the stage's own error: marking a failed stage is best effort.
+
+A stage sets the run back to RUNNING when it starts and to FINISHED or FAILED when
+it ends, so a pipeline killed in a stage leaves its run RUNNING.
 """
 
 from __future__ import annotations
@@ -29,7 +34,40 @@ log = logging.getLogger(__name__)
 
 
 class TrackingError(RuntimeError):
-    pass
+    """The tracking store cannot be used; the message names its URI and how to run without it."""
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What an unwritable, full or unreachable store raises through MLflow (as opposed to a bug here)."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+
+    errors: list[type[BaseException]] = [MlflowException, OSError, sqlite3.Error]
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        errors.append(SQLAlchemyError)
+    except ImportError:  # a server-only MLflow client
+        pass
+    return tuple(errors)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
+def _store_error(uri: str, exc: BaseException) -> TrackingError:
+    # MLflow wraps SQLAlchemy, which wraps the driver: the innermost error says what is wrong
+    # ('attempt to write a readonly database'); the outer ones talk about sessions and flushes
+    # (explicit causes only: the implicit context can be the stage's own error)
+    root, seen = exc, {id(exc)}
+    while root.__cause__ is not None and id(root.__cause__) not in seen:
+        root = root.__cause__
+        seen.add(id(root))
+    return TrackingError(f"MLflow tracking store {uri} cannot be used ({_first_line(root)}); make it writable "
+                         "and reachable, or set LOWLIGHT_MLFLOW=0 to run without tracking")
 
 
 def repo_root(start: str | Path | None = None) -> Path:
@@ -106,6 +144,34 @@ def _check_server(uri: str, timeout: float = 5.0) -> None:
             "MLFLOW_TRACKING_URI to log to the local SQLite store") from exc
 
 
+def _check_sqlite(uri: str) -> None:
+    """Fail at once, naming the URI, when a local SQLite store cannot be opened or written.
+
+    MLflow retries opening a database for 100 s (10 attempts, exponential back-off) before
+    it gives up; a folder that cannot be created or a file that is not a database never heals.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):])
+    if str(path).startswith("file:") or "?" in str(path) or str(path) == ":memory:":
+        return  # an SQLite URI filename with options: MLflow's to open
+    import sqlite3
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=5)  # creates the file, as MLflow would
+        try:
+            con.execute("pragma schema_version").fetchone()  # reads the header: 'file is not a database'
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error) as exc:
+        raise _store_error(uri, exc) from exc
+    for target in (path, path.parent):  # SQLite writes a journal beside the file
+        if not os.access(target, os.W_OK):
+            raise TrackingError(f"MLflow tracking store {uri} is read-only ({target} cannot be written); make it "
+                                "writable, or set LOWLIGHT_MLFLOW=0 to run without tracking")
+
+
 def _retry(fn, *args, attempts: int = 8, **kwargs):
     """SQLite under concurrent writers (queued experiments) can say 'database is locked'."""
     delay = 0.2
@@ -120,20 +186,28 @@ def _retry(fn, *args, attempts: int = 8, **kwargs):
 
 
 class Tracker:
-    """Thin wrapper so stages log plain dicts and files; every call retries on a locked DB."""
+    """Thin wrapper so stages log plain dicts and files; every call retries on a locked DB, and
+    a store that fails is a :class:`TrackingError` naming its URI."""
 
-    def __init__(self, client, run_id: str, stage: str):
+    def __init__(self, client, run_id: str, stage: str, uri: str = ""):
         self.client = client
         self.run_id = run_id
         self.stage = stage
+        self.uri = uri
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return _retry(fn, *args, **kwargs)
+        except _store_errors() as exc:
+            raise _store_error(self.uri, exc) from exc
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        existing = _retry(self.client.get_run, self.run_id).data.params
+        existing = self._call(self.client.get_run, self.run_id).data.params
         new = [Param(str(k), str(v)[:6000]) for k, v in params.items() if str(k) not in existing]
         for i in range(0, len(new), 100):
-            _retry(self.client.log_batch, self.run_id, params=new[i:i + 100])
+            self._call(self.client.log_batch, self.run_id, params=new[i:i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, prefix: str = "") -> None:
         from mlflow.entities import Metric
@@ -142,7 +216,7 @@ class Tracker:
         items = [Metric(f"{prefix}{k}", float(v), ts, step or 0) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
         for i in range(0, len(items), 500):
-            _retry(self.client.log_batch, self.run_id, metrics=items[i:i + 500])
+            self._call(self.client.log_batch, self.run_id, metrics=items[i:i + 500])
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         path = Path(path)
@@ -150,23 +224,33 @@ class Tracker:
             return
         folder = folder if folder is not None else self.stage
         if path.is_dir():
-            _retry(self.client.log_artifacts, self.run_id, str(path), folder)
+            self._call(self.client.log_artifacts, self.run_id, str(path), folder)
         else:
-            _retry(self.client.log_artifact, self.run_id, str(path), folder)
+            self._call(self.client.log_artifact, self.run_id, str(path), folder)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for k, v in tags.items():
-            _retry(self.client.set_tag, self.run_id, k, str(v))
+            self._call(self.client.set_tag, self.run_id, k, str(v))
+
+    def set_status(self, status: str) -> None:
+        """RUNNING when a stage starts (a kill leaves it so), FINISHED or FAILED when it ends."""
+        if status == "RUNNING":
+            self._call(self.client.update_run, self.run_id, "RUNNING")
+        else:
+            self._call(self.client.set_terminated, self.run_id, status)
 
 
 def _init_lock(uri: str):
     """Serialise schema creation and run lookup: concurrent first writers to one fresh
     SQLite file otherwise race on its migrations ('table already exists')."""
-    if not uri.startswith("sqlite:///"):
+    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+    if path.startswith("file:"):  # an SQLite URI filename with options: file:/x/mlflow.db?mode=ro
+        path = path[len("file:"):].split("?", 1)[0]
+    if not path or path == ":memory:":
         return contextlib.nullcontext()
     from filelock import FileLock
 
-    return FileLock(uri[len("sqlite:///"):] + ".lock", timeout=120)
+    return FileLock(path + ".lock", timeout=120)
 
 
 def _open_run(client, experiment: str, uri: str):
@@ -179,8 +263,11 @@ def _open_run(client, experiment: str, uri: str):
             location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
         try:
             exp_id = _retry(client.create_experiment, experiment, artifact_location=location)
-        except Exception:  # another stage created it meanwhile
-            exp_id = _retry(client.get_experiment_by_name, experiment).experiment_id
+        except Exception:  # another stage created it meanwhile, or the store cannot be written
+            exp = _retry(client.get_experiment_by_name, experiment)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
     else:
         exp_id = exp.experiment_id
     key = _invocation_key()
@@ -226,6 +313,9 @@ class NullTracker(Tracker):
     def set_tags(self, tags):
         pass
 
+    def set_status(self, status):
+        pass
+
 
 @contextlib.contextmanager
 def pipeline_run(stage: str, params=None, experiment: str = "lowlight",
@@ -241,24 +331,34 @@ def pipeline_run(stage: str, params=None, experiment: str = "lowlight",
         yield NullTracker(None, "", stage)
         return
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # it logs each database error with a traceback before raising it; the TrackingError says it in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
     _check_server(uri)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    with _init_lock(uri):
-        client, run_id = _open_run(MlflowClient(tracking_uri=uri), experiment, uri)
-    tracker = Tracker(client, run_id, stage)
+    _check_sqlite(uri)
+    try:
+        with _init_lock(uri):
+            client, run_id = _open_run(MlflowClient(tracking_uri=uri), experiment, uri)
+    except (*_store_errors(), ImportError) as exc:  # a read-only mlflow.db, a missing database driver, ...
+        raise _store_error(uri, exc) from exc
+    tracker = Tracker(client, run_id, stage, uri)
+    tracker.set_status("RUNNING")  # the previous stage marked the shared run FINISHED
     if params is not None:
         tracker.log_params(_param_items(params))
     tracker.set_tags({f"stage.{stage}": "running"})
     try:
         yield tracker
     except BaseException:
-        _retry(client.set_tag, run_id, f"stage.{stage}", "failed")
-        _retry(client.set_terminated, run_id, "FAILED")
+        try:
+            tracker.set_tags({f"stage.{stage}": "failed"})
+            tracker.set_status("FAILED")
+        except Exception as tag_exc:  # noqa: BLE001 - the stage's own error is the one to report
+            log.warning("could not mark stage %s failed in MLflow run %s (%s); the stage's error follows",
+                        stage, run_id, _first_line(tag_exc))
         raise
-    else:
-        _retry(client.set_tag, run_id, f"stage.{stage}", "done")
-        _retry(client.set_terminated, run_id, "FINISHED")
+    tracker.set_tags({f"stage.{stage}": "done"})
+    tracker.set_status("FINISHED")

@@ -110,3 +110,158 @@ def test_mismatched_weights_are_named(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="weights do not fit model 'unet_small'"):
         load_checkpoint(path)
+
+
+# --------------------------------------------------------------------------- crafted checkpoints (issue 13)
+
+
+def _crafted(tmp_path, name="crafted.pt", **changes):
+    """A valid checkpoint of a small U-Net with some entries replaced (``...`` removes one)."""
+    path = save_checkpoint(tmp_path / "good.pt", build_model("unet_small", in_channels=6, widths=[8, 16]),
+                           "low+mapped")
+    ckpt = read_checkpoint(path)
+    for key, value in changes.items():
+        if value is ...:
+            ckpt.pop(key)
+        else:
+            ckpt[key] = value
+    torch.save(ckpt, tmp_path / name)
+    return tmp_path / name
+
+
+def _refused(path, *words, bound: float = 2.0) -> str:
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    seconds = time.perf_counter() - t0
+    msg = str(err.value)
+    assert msg.startswith(str(path)) and "\n" not in msg and len(msg) < 400, msg
+    for w in words:
+        assert w in msg, (w, msg)
+    print(f"refused in {seconds * 1000:.0f} ms: {msg[len(str(path)) + 2:]}")
+    assert seconds < bound
+    return msg
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("args", [
+    {"in_channels": 6, "widths": [3000] * 3},  # 3.4 GiB and 14 s before the fix
+    {"in_channels": 6, "widths": [131072] * 4},  # a 618 GB allocation
+    {"in_channels": 6, "widths": [1] * 100_000},  # 100 k tiny levels: many modules, few parameters
+    {"in_channels": 6, "unshuffle": 10_000},
+])
+def test_a_huge_model_is_refused_before_it_is_allocated(tmp_path, args):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _refused(_crafted(tmp_path, model_args=args), "refused before allocating it", "50,000,000 parameters")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200, f"peak memory grew by {grown_mib:.0f} MiB"
+
+
+def test_the_largest_registered_model_is_far_below_the_bound(tmp_path):
+    from lowlight.checkpoint import MAX_PARAMETERS, MAX_TENSORS
+    from lowlight.models import count_parameters, list_models
+
+    for name in list_models():
+        model = build_model(name)
+        assert count_parameters(model) < MAX_PARAMETERS / 20
+        assert len(list(model.modules())) + len(model.state_dict()) < MAX_TENSORS / 4
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("changes, words", [
+    ({"model": ["unet"]}, ["'model' must be a model name"]),
+    ({"model_args": [1, 2]}, ["'model_args' must map argument names"]),
+    ({"model_args": {1: 2}}, ["'model_args' must map argument names"]),
+    ({"model_args": {"in_channels": -6, "widths": [8, 16]}}, ["cannot rebuild its model", "negative dimension"]),
+    ({"model_args": {"in_channels": "6"}}, ["cannot rebuild its model"]),
+    ({"model_args": {"in_channels": 6, "widths": "wide"}}, ["cannot rebuild its model"]),
+    ({"version": "1"}, ["'version' must be a whole number, got '1'"]),
+    ({"version": None}, ["'version' must be a whole number, got None"]),
+    ({"version": -1}, ["'version' must be a whole number"]),
+    ({"params": "fast"}, ["'params' must be a mapping, got 'fast'"]),
+    ({"metrics": [1, 2]}, ["'metrics' must be a mapping"]),
+    ({"inputs": ["low"]}, ["unknown inputs ['low']"]),
+    ({"inputs": "x" * 100_000}, ["unknown inputs 'xxxx"]),
+    ({"inputs": "low"}, ["inputs 'low' feed 3 channels", "in_channels=6"]),
+    ({"state_dict": [1]}, ["'state_dict' must map parameter names to tensors"]),
+    ({"state_dict": {"stem.0.0.weight": "w"}}, ["'state_dict' must map parameter names to tensors"]),
+    ({"state_dict": {}}, ["weights do not fit model 'unet_small'", "missing"]),
+])
+def test_crafted_fields_are_one_line_errors(tmp_path, changes, words):
+    _refused(_crafted(tmp_path, **changes), *words)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    """NaN weights made all-black images with exit code 0."""
+    path = _crafted(tmp_path)
+    ckpt = read_checkpoint(path)
+    key = next(k for k, t in ckpt["state_dict"].items() if t.is_floating_point())
+    ckpt["state_dict"][key].view(-1)[0] = bad
+    torch.save(ckpt, path)
+    _refused(path, f"weight '{key}' holds NaN or infinite values")
+
+
+def _pickle_with_reduce(func, args) -> bytes:
+    """A protocol-2 pickle of ``{'format': ..., 'x': func(*args)}`` written by hand (GLOBAL + REDUCE)."""
+    import pickle
+
+    class Call:
+        def __reduce__(self):
+            return func, args
+
+    return pickle.dumps({"format": "lowlight-checkpoint", "x": Call()}, protocol=2)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("kind", ["os.system", "allowed global, crafted call", "unknown opcode in a zip",
+                                  "persistent id", "__reduce__ payload"])
+def test_pickled_code_is_described_as_refused_not_damaged(tmp_path, kind):
+    import collections
+    import os
+    import zipfile
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    if kind == "os.system":
+        path.write_bytes(_pickle_with_reduce(os.system, (f"touch {marker}",)))
+    elif kind == "allowed global, crafted call":  # OrderedDict is allowed; calling it with 5 is not a checkpoint
+        path.write_bytes(_pickle_with_reduce(collections.OrderedDict, (5,)))
+    elif kind == "unknown opcode in a zip":  # EXT1 (0x82): a real opcode the weights-only unpickler refuses
+        torch.save({"format": "lowlight-checkpoint"}, path)
+        with zipfile.ZipFile(path) as z:
+            files = {n: z.read(n) for n in z.namelist()}
+        name = next(n for n in files if n.endswith("data.pkl"))
+        files[name] = b"\x80\x02\x82\x01."
+        with zipfile.ZipFile(path, "w") as z:
+            for n, data in files.items():
+                z.writestr(n, data)
+    elif kind == "persistent id":
+        path.write_bytes(b"\x80\x02P0\n.")
+    else:
+        torch.save({"format": "lowlight-checkpoint", "payload": _Payload(marker)}, path)
+    msg = _refused(path, "refused: loading it would run code (")
+    assert "damaged" not in msg
+    assert not marker.exists()
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("content", [b"", b"not a zip file at all", b"PK\x03\x04" + b"\0" * 60, b"\x80\x02\xff."])
+def test_real_damage_is_described_as_damaged(tmp_path, content):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    msg = _refused(path, "not a readable PyTorch checkpoint (damaged")
+    assert "would run code" not in msg
+
+
+@pytest.mark.fault
+def test_truncated_checkpoint_is_damaged(tmp_path):
+    good = _crafted(tmp_path)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    _refused(cut, "not a readable PyTorch checkpoint (damaged")

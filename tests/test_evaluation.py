@@ -251,6 +251,25 @@ def test_evaluate_dirs_refuses_ambiguous_stems_and_missing_folders(tmp_path):
         evaluate_dirs(tmp_path / "empty", tmp_path / "ref")
 
 
+@pytest.mark.fault
+def test_images_smaller_than_the_ssim_window_are_one_line_naming_the_file(tmp_path, capsys):
+    from lowlight.cli import main
+
+    small, fine = synthetic_photo(8, 30, seed=1), synthetic_photo(20, 24, seed=2)
+    for folder in ("pred", "ref"):
+        _save(tmp_path / folder, "tiny.png", small)
+        _save(tmp_path / folder, "ok.png", fine)
+    with pytest.raises(DataError) as err:
+        evaluate_dirs(tmp_path / "pred", tmp_path / "ref")
+    assert err.value.problems == [f"{tmp_path / 'pred' / 'tiny.png'}: 30x8 pixels; SSIM needs images at least "
+                                  "11x11 pixels (its window), so this image cannot be scored"]
+    with pytest.raises(DataError, match="tiny: 30x8 pixels"):
+        score_images({"tiny": small}, {"tiny": small})
+    assert main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "ref")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "tiny.png" in lines[0] and "11x11" in lines[0], lines
+
+
 def test_evaluate_dirs_refuses_non_rgb_files(tmp_path):
     a = synthetic_photo(20, 24)
     _save(tmp_path / "pred", "1.png", a[..., 0])  # greyscale: never silently converted

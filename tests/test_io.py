@@ -147,3 +147,50 @@ def test_exif_orientation_respected(tmp_path):
     img.save(path, exif=exif.tobytes(), quality=100)
     loaded = load_image(path)
     assert loaded.rgb.shape[:2] == (8, 4)
+
+
+def test_too_many_pixels_refused_from_the_header(tmp_path):
+    from lowlight.imageio import open_image
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (300, 200)).save(path)
+    with pytest.raises(ImageError) as info:
+        open_image(path, max_pixels=50_000)
+    assert str(path) in str(info.value) and "300x200" in str(info.value) and "--max-pixels" in str(info.value)
+    assert load_image(path, max_pixels=60_000).rgb.shape == (200, 300, 3)
+    assert read_rgb(path, max_pixels=None).shape == (200, 300, 3)
+
+
+def test_the_api_refuses_too_many_pixels_before_decoding(tmp_path):
+    from lowlight.inference import enhance
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (300, 200)).save(path)
+    lazy = Image.open(path)
+    with pytest.raises(ImageError, match="300x200"):
+        enhance(lazy, enhancer=object(), max_pixels=50_000)  # refused before the enhancer is used
+    assert lazy.tile  # its decoder tiles are still there: the pixels were never decoded
+    with pytest.raises(ImageError, match="max_pixels="):
+        enhance(np.zeros((200, 300, 3), np.uint8), enhancer=object(), max_pixels=50_000)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "TIFF"])
+def test_animated_and_multi_page_files_refused(tmp_path, fmt):
+    frames = [Image.new("RGB", (4, 4), (v, v, v)) for v in (0, 80)]
+    path = tmp_path / f"two.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    for reader in (read_rgb, load_image):
+        with pytest.raises(ImageError) as info:
+            reader(path)
+        assert str(path) in str(info.value) and "2 frames" in str(info.value)
+
+
+def test_output_format_follows_the_extension():
+    from lowlight.imageio import WRITE_FORMATS, output_format
+
+    assert output_format(Path("a.JPG")) == "JPEG" and output_format(Path("a.tif")) == "TIFF"
+    assert set(WRITE_FORMATS) >= {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+    for name, words in [("a.gif", "GIF"), ("a.heic", ".heic"), ("noext", "without an extension")]:
+        with pytest.raises(ImageError) as info:
+            output_format(Path(name))
+        assert words in str(info.value) and "--format png" in str(info.value)

@@ -205,3 +205,209 @@ def test_train_quantile_model_needs_training_pairs(tmp_path):
     with pytest.raises(DataError, match="no training pairs"):
         train_quantile_model(tmp_path / "empty", QuantilesConfig(), 0, 1, tmp_path / "q.ubj", tmp_path / "q.json",
                              tmp_path / "plots")
+
+
+# --------------------------------------------------------------------------- crafted model files (issue 13)
+#
+# XGBoost 3.2 does not check the indices inside a loaded tree: a child index past the end,
+# a cycle, a split on a missing feature, a bad parent link or a missing array kills the
+# process (segfault or abort) when it loads, dumps or predicts. QuantileModel.load checks
+# the structure before XGBoost reads the file. The crafted files are loaded in a child
+# process so that a check that misses one fails the test instead of killing the suite.
+
+_LOAD_IN_CHILD = """
+import json, sys, time
+import numpy as np
+from lowlight.errors import DataError
+from lowlight.quantiles import QuantileModel, _xgb
+_xgb()  # time the refusals, not XGBoost's import (about a second)
+for name, path in json.loads(sys.argv[1]):
+    print(json.dumps({"case": name, "started": True}), flush=True)
+    t0 = time.perf_counter()
+    try:
+        model = QuantileModel.load(path)
+    except DataError as exc:
+        out = {"outcome": "refused", "message": str(exc)}
+    except Exception as exc:
+        out = {"outcome": "traceback", "message": f"{type(exc).__name__}: {exc}"}
+    else:
+        model.predict_features(np.random.default_rng(0).random((2, 3, model.booster.num_features()), np.float32))
+        out = {"outcome": "loaded", "message": ""}
+    print(json.dumps({"case": name, "seconds": time.perf_counter() - t0, **out}), flush=True)
+"""
+
+
+def _trees(d):
+    return d["learner"]["gradient_booster"]["model"]["trees"]
+
+
+def _set_num_target(d, k):
+    d["learner"]["learner_model_param"]["num_target"] = str(k)
+    d["learner"]["learner_model_param"]["base_score"] = "[" + ",".join(["1E2"] * k) + "]"
+    d["learner"]["gradient_booster"]["model"]["tree_info"] = [0] * len(_trees(d))
+
+
+# name -> (variant in VARIANTS, edit of the model's JSON, words of the message)
+CRAFTED = {
+    "child index 10**6": (0, lambda d: _trees(d)[0]["left_children"].__setitem__(0, 10**6), "child index"),
+    "child 0: a cycle": (0, lambda d: _trees(d)[0]["left_children"].__setitem__(1, 0), "cycle"),
+    "node is its own child": (0, lambda d: _trees(d)[0]["right_children"].__setitem__(0, 0), "cycle"),
+    "split on feature 10**6": (0, lambda d: _trees(d)[0]["split_indices"].__setitem__(0, 10**6), "feature"),
+    "negative split feature": (0, lambda d: _trees(d)[0]["split_indices"].__setitem__(0, -3), "feature"),
+    "tree_info target 50": (0, lambda d: d["learner"]["gradient_booster"]["model"]["tree_info"].__setitem__(0, 50),
+                            "tree_info"),
+    "parent link -2": (0, lambda d: _trees(d)[0]["parents"].__setitem__(3, -2), "parent"),
+    "missing loss_changes": (0, lambda d: _trees(d)[1].pop("loss_changes"), "loss_changes"),
+    "9 targets, 21 percentiles": (0, lambda d: _set_num_target(d, 9), "9 values per row"),
+    # the last node is a leaf (children come after their parent); a leaf's right_children is its leaf index
+    "multi-output leaf index 10**6": (1, lambda d: _trees(d)[0]["right_children"].__setitem__(-1, 10**6),
+                                      "leaf index"),
+    "multi-output child 10**6": (1, lambda d: _trees(d)[0]["left_children"].__setitem__(0, 10**6), "child index"),
+}
+
+
+def _patch_ubj_left_child(data: bytes, value: int) -> bytes:
+    """The first left child of the first tree of a .ubj file set to ``value`` (big-endian int32)."""
+    at = data.index(b"left_children[$l#L") + len(b"left_children[$l#L") + 8
+    return data[:at] + value.to_bytes(4, "big", signed=True) + data[at + 4:]
+
+
+@pytest.fixture(scope="module")
+def crafted_results(fitted, tmp_path_factory):
+    """Load every crafted file (and 300 randomly corrupted .ubj files) in one child process."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("crafted")
+    cases = []
+    sources = {}
+    for variant in {v for v, _, _ in CRAFTED.values()}:
+        sources[variant] = json.loads(fitted[variant].save(folder / f"v{variant}.json").read_text())
+    for name, (variant, edit, _) in CRAFTED.items():
+        d = json.loads(json.dumps(sources[variant]))
+        edit(d)
+        path = folder / f"{len(cases)}.json"
+        path.write_text(json.dumps(d))
+        cases.append((name, str(path)))
+    ubj = fitted[0].save(folder / "v0.ubj").read_bytes()
+    for name, value in (("ubj: child index 10**6", 10**6), ("ubj: child 0: a cycle", 0)):
+        path = folder / f"{len(cases)}.ubj"
+        path.write_bytes(_patch_ubj_left_child(ubj, value))
+        cases.append((name, str(path)))
+    rng = np.random.default_rng(13)
+    for i in range(300):  # random damage: flipped bytes, sometimes a truncation
+        data = bytearray(ubj)
+        for at in rng.integers(0, len(data), rng.integers(1, 5)):
+            data[at] = rng.integers(0, 256)
+        if i % 10 == 0:
+            data = data[:rng.integers(1, len(data))]
+        path = folder / f"fuzz{i}.ubj"
+        path.write_bytes(bytes(data))
+        cases.append((f"fuzz {i}", str(path)))
+    proc = subprocess.run([sys.executable, "-c", _LOAD_IN_CHILD, json.dumps(cases)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    results, last = {}, None
+    for line in proc.stdout.splitlines():
+        row = json.loads(line)
+        if row.get("started"):
+            last = row["case"]
+        else:
+            results[row["case"]] = row
+    return results, last, proc.returncode, proc.stderr[-2000:]
+
+
+def _result(crafted_results, name):
+    results, last, code, err = crafted_results
+    assert name in results, f"the child process died (exit {code}) loading {last!r}: {err}"
+    return results[name]
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("name", [*CRAFTED, "ubj: child index 10**6", "ubj: child 0: a cycle"])
+def test_crafted_tree_structure_is_refused_not_a_crash(crafted_results, name):
+    row = _result(crafted_results, name)
+    assert row["outcome"] == "refused", row
+    msg = row["message"]
+    assert "damaged or crafted model" in msg and "dvc repro quantiles" in msg, msg
+    if name in CRAFTED:
+        assert CRAFTED[name][2] in msg, msg
+    assert len(msg.splitlines()) == 2 and len(msg) < 400  # header + one line naming the file
+    print(f"{name}: refused in {row['seconds'] * 1000:.1f} ms")
+    assert row["seconds"] < 2
+
+
+@pytest.mark.fault
+def test_randomly_damaged_model_files_never_crash_the_process(crafted_results):
+    results, last, code, err = crafted_results
+    fuzz = [r for name, r in results.items() if name.startswith("fuzz ")]
+    assert len(fuzz) == 300, f"the child process died (exit {code}) loading {last!r}: {err}"
+    assert {r["outcome"] for r in fuzz} <= {"refused", "loaded"}, [r for r in fuzz if r["outcome"] == "traceback"]
+    assert sum(r["outcome"] == "refused" for r in fuzz) > 200  # most damage is structural
+    print(f"300 damaged files: {sum(r['outcome'] == 'refused' for r in fuzz)} refused, the rest load and predict; "
+          f"slowest {max(r['seconds'] for r in fuzz) * 1000:.1f} ms")
+
+
+def _with_settings(model, tmp_path, **changes) -> "Path":
+    d = json.loads(model.save(tmp_path / "m.json").read_text())
+    attrs = d["learner"]["attributes"]
+    meta = json.loads(attrs["lowlight_quantiles"])
+    meta.update(changes)
+    attrs["lowlight_quantiles"] = json.dumps(meta)
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(d))
+    return path
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("step", [0, 7, -5, "5", True])
+def test_bad_percentile_step_in_the_settings_is_refused(fitted, tmp_path, step):
+    path = _with_settings(fitted[0], tmp_path, percentile_step=step)
+    with pytest.raises(DataError, match=r"crafted.json: unusable lowlight settings in the model"):
+        QuantileModel.load(path)
+
+
+@pytest.mark.fault
+def test_an_image_given_as_the_quantile_model_is_refused(tmp_path, photo):
+    from PIL import Image
+
+    png = tmp_path / "photo.png"
+    Image.fromarray(photo).save(png)
+    with pytest.raises(DataError, match=r"photo.png: not a readable XGBoost model"):
+        QuantileModel.load(png)
+
+
+@pytest.mark.fault
+def test_oversized_model_file_is_refused_before_reading(tmp_path, monkeypatch):
+    import lowlight.quantiles as q
+
+    monkeypatch.setattr(q, "MAX_MODEL_BYTES", 1000)
+    big = tmp_path / "big.ubj"
+    big.write_bytes(b"{" + b"\0" * 2000)
+    with pytest.raises(DataError, match=r"big.ubj: .* MiB, larger than any quantile model"):
+        QuantileModel.load(big)
+
+
+@pytest.mark.parametrize("variant", range(len(VARIANTS)))
+def test_ubjson_reader_matches_xgboost_json_dump(fitted, variant, tmp_path):
+    from lowlight.quantiles import _read_ubjson
+
+    ours = _read_ubjson(fitted[variant].save(tmp_path / "m.ubj").read_bytes())
+    theirs = json.loads(fitted[variant].booster.save_raw("json"))
+
+    def same(a, b, where=""):
+        if isinstance(b, dict):
+            assert isinstance(a, dict) and a.keys() == b.keys(), where
+            for k in b:
+                same(a[k], b[k], f"{where}/{k}")
+        elif isinstance(b, list) and (not b or isinstance(b[0], (dict, list, str))):
+            assert len(a) == len(b), where
+            for i, (x, y) in enumerate(zip(a, b)):
+                same(x, y, f"{where}[{i}]")
+        elif isinstance(b, list):
+            # XGBoost prints float32 values in their shortest form (1e-45): equal once read as float32
+            np.testing.assert_array_equal(np.asarray(a).astype(np.float32), np.asarray(b, np.float32), err_msg=where)
+        else:
+            assert a == b, where
+
+    same(ours, theirs)
