@@ -28,7 +28,7 @@ from lowlight.atomic import write_json, write_text
 from lowlight.config import load_params, to_dict
 from lowlight.evaluation import evaluate_dirs
 from lowlight.models import list_models
-from lowlight.training import train
+from lowlight.training import TrainOutputs, train
 
 INPUTS = ("low", "low+mapped")
 
@@ -62,8 +62,8 @@ def run_one(args, p, model: str, inputs: str) -> dict:
             return done
     print(f"== {model} on {inputs}: {args.budget_min:g} min of training steps")
     t0 = time.monotonic()
-    summary = train(args.data, args.mapped if inputs != "low" else None, cfg, p.base, out / "model.pt",
-                    metrics_json=out / "train.json", log_csv=out / "train_log.csv",
+    summary = train(args.data, args.mapped if inputs != "low" else None, cfg, p.base,
+                    TrainOutputs(out / "model.pt", out / "train.json", out / "train_log.csv"),
                     extra_params={"histmap": to_dict(p.histmap)})
     summary["wall_minutes_total"] = (time.monotonic() - t0) / 60
     done = {"settings": settings, "summary": summary}

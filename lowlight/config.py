@@ -21,6 +21,8 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from .errors import short_repr
+
 __all__ = [
     "ConfigError",
     "Params",
@@ -57,10 +59,15 @@ def param(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=N
 
 @dataclass(frozen=True)
 class BaseConfig:
-    seed: int = param(42, ge=0, help="seed for every random generator")
+    seed: int = param(42, ge=0, lt=2**32, help="seed for every random generator (numpy, torch and xgboost "
+                                                "take 32 bits)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     experiment: str = "lowlight"
     threads: int = param(0, ge=0, help="CPU threads for torch/xgboost; 0 = library default")
+
+    def __post_init__(self):
+        if isinstance(self.experiment, str) and not self.experiment.strip():
+            raise ConfigError("base.experiment: empty; MLflow needs an experiment name (e.g. lowlight)")
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,13 @@ class DataConfig:
     test_fraction: float = param(0.2, ge=0, lt=1, help="synthetic sources; lol uses eval15")
     max_size: int = param(384, ge=0, help="resize clean photos so the longest side is at most this; 0 = keep")
     pairs_per_image: int = param(3, ge=1, help="darkened versions of each clean photo")
+    extra_clean_path: str = param("", help="folder of clean photos darkened into extra train pairs (any "
+                                           "data.source); empty = off")
+    extra_pairs_per_image: int = param(2, ge=1, help="darkened versions of each extra clean photo")
+    extra_clean_holdout: int = param(20, ge=0, help="extra clean photos never trained on (smallest "
+                                                    "sha256 of the file name; listed in heldout.txt)")
+    identity_fraction: float = param(0.0, ge=0, le=1, help="identity pairs (high as low) added to train, "
+                                                           "as a fraction of the train pairs")
     degrade: DegradeConfig = param(default_factory=DegradeConfig)
 
     def __post_init__(self):
@@ -95,6 +109,10 @@ class DataConfig:
             raise ConfigError("data.val_fraction + data.test_fraction must be < 1")
         if self.source in ("clean_folder", "lol") and not self.path:
             raise ConfigError(f"data.path must name a folder when data.source is {self.source!r}")
+        if (self.extra_clean_path and self.source == "clean_folder"
+                and Path(self.extra_clean_path).resolve() == Path(self.path).resolve()):
+            # its val/test photos would come back as train pairs
+            raise ConfigError("data.extra_clean_path is data.path; use a different folder of photos")
 
 
 @dataclass(frozen=True)
@@ -118,17 +136,21 @@ class QuantilesConfig:
     objective: Literal["squared_error", "quantile"] = "squared_error"
     quantile_alpha: float = param(0.5, gt=0, lt=1, help="pinball-loss quantile for objective=quantile")
     strategy: Literal["multi_output_tree", "one_output_per_tree", "per_percentile"] = "one_output_per_tree"
-    n_estimators: int = param(400, ge=1)
+    n_estimators: int = param(200, ge=1)
     max_depth: int = param(3, ge=1, le=16)
-    learning_rate: float = param(0.03, gt=0, le=1)
+    learning_rate: float = param(0.06, gt=0, le=1)
     subsample: float = param(0.7, gt=0, le=1)
     colsample_bytree: float = param(0.8, gt=0, le=1)
     min_child_weight: float = param(20.0, ge=0, help="hessian per leaf; = rows per leaf for squared error")
     reg_lambda: float = param(1.0, ge=0)
     max_bin: int = param(64, ge=2, le=1024, help="XGBoost histogram bins per feature")
+    cross_fit_folds: int = param(5, ge=0, le=20, help="K-fold out-of-fold predictions for the training images, "
+                                                      "grouped as the split is (histmap maps train with them); 0 = off")
     examples: int = param(6, ge=0, help="validation images in the prediction plot")
 
     def __post_init__(self):
+        if self.cross_fit_folds == 1:
+            raise ConfigError("quantiles.cross_fit_folds: 1 fold has no held-out part; use 0 (off) or >= 2")
         if self.objective == "quantile" and self.strategy != "per_percentile":
             raise ConfigError("quantiles.objective 'quantile' needs quantiles.strategy 'per_percentile' "
                               "(XGBoost's reg:quantileerror is single-target)")
@@ -161,6 +183,11 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
+    schedule: Literal["cosine", "plateau"] = param("cosine", help="cosine: one cosine decay over the run "
+                                                   "(epochs x steps, or the time budget); plateau: ReduceLROnPlateau")
+    min_lr_fraction: float = param(0.02, ge=0, le=1, help="cosine: the last learning rate as a fraction of train.lr")
+    ema_decay: float = param(0.999, ge=0, lt=1, help="exponential moving average of the weights, validated and "
+                                                      "saved; 0 = off")
     time_budget_min: float = param(0.0, ge=0, help="stop after this many minutes of training steps "
                                                     "(validation not counted); 0 = no limit")
     steps_per_epoch: int = param(0, ge=0, help="batches per epoch; 0 = one pass over the crops")
@@ -189,6 +216,53 @@ class Params:
 # --------------------------------------------------------------------------- loading
 
 
+MAX_PARAMS_BYTES = 64 * 2**10  # params.yaml is 3 KB; pure-Python YAML reads 64 KiB of the worst kind in < 1 s
+MAX_PARAMS_DEPTH = 32  # params.yaml nests 3 levels; deeper nesting would exhaust PyYAML's recursion
+
+def _short_name(name: str) -> str:
+    return name if len(name) <= 40 else name[:37] + "..."
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and duplicate keys, and with bounded nesting.
+
+    Aliases are refused because a few hundred bytes of them (``b: [*a, *a, ...]``)
+    expand to gigabytes; duplicate keys because YAML takes the last one silently while
+    DVC refuses the file.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"line {event.start_mark.line + 1}: *{_short_name(event.anchor)} is a YAML alias; "
+                              "params files may not use aliases (&anchor / *alias): write the value out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_PARAMS_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"line {mark.line + 1}: nested deeper than {MAX_PARAMS_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key; the base class reports it
+                    continue
+                if duplicate:
+                    raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {short_repr(key)}; YAML "
+                                      "would take the last one silently and DVC refuses the file: keep one")
+        return super().construct_mapping(node, deep=deep)
+
+
 def _type_name(tp) -> str:
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
@@ -200,7 +274,7 @@ def _check_value(key: str, value: Any, tp, meta: Mapping[str, Any]) -> Any:
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not allowed; use one of {', '.join(map(repr, allowed))}")
+            raise ConfigError(f"{key}: {short_repr(value)} is not allowed; use one of {', '.join(map(repr, allowed))}")
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
@@ -208,25 +282,28 @@ def _check_value(key: str, value: Any, tp, meta: Mapping[str, Any]) -> Any:
         return from_dict(tp, value, prefix=key)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            raise ConfigError(f"{key}: expected true or false, got {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {short_repr(value)}")
         value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{key}: expected a finite number, got {short_repr(value)}")
     elif tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {short_repr(value)}")
     elif tp is dict:
         if value is None:
             value = {}
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {short_repr(value)}")
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise ConfigError(f"{key}: key {short_repr(bad[0])} is not a name; keys of {key} are argument names")
         return dict(value)
     else:  # pragma: no cover - a field type this loader does not know is a bug here
         raise TypeError(f"{key}: unsupported field type {tp!r}")
@@ -235,7 +312,7 @@ def _check_value(key: str, value: Any, tp, meta: Mapping[str, Any]) -> Any:
     for name, ok, sym in bounds:
         bound = meta.get(name)
         if bound is not None and not ok(value, bound):
-            raise ConfigError(f"{key}: {value!r} is out of range; it must be {sym} {bound}")
+            raise ConfigError(f"{key}: {short_repr(value)} is out of range; it must be {sym} {bound}")
     return value
 
 
@@ -246,11 +323,17 @@ def from_dict(cls, raw: Mapping[str, Any] | None, prefix: str = ""):
         raise ConfigError(f"{prefix or 'params'}: expected a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    where = f"{prefix}." if prefix else ""
+    bad = [k for k in raw if not isinstance(k, str)]
+    if bad:  # YAML reads `1:` as an int and `null:` as None
+        raise ConfigError(f"{prefix or 'params'}: key {short_repr(bad[0])} is not a name; allowed keys"
+                          f"{' in ' + prefix if prefix else ''}: {', '.join(fields)}")
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        where = f"{prefix}." if prefix else ""
+        names = [where + _short_name(k) for k in unknown[:5]]
+        names += [f"and {len(unknown) - 5} more"] if len(unknown) > 5 else []
         raise ConfigError(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(where + str(k) for k in unknown)}; "
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(names)}; "
             f"allowed keys{' in ' + prefix if prefix else ''}: {', '.join(fields)}")
     kwargs = {}
     for name, value in raw.items():
@@ -265,16 +348,30 @@ def from_dict(cls, raw: Mapping[str, Any] | None, prefix: str = ""):
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate a whole params file."""
+    """Read and validate a whole params file (at most ``MAX_PARAMS_BYTES``, no YAML aliases or duplicate keys)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_PARAMS_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read params file ({exc.strerror or exc})") from exc
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_PARAMS_BYTES // 2**10} KiB; a params file is a few KB "
+                          "(is it the right file?)")
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raw = yaml.load(data.decode("utf-8"), Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except yaml.YAMLError as exc:  # PyYAML's message spans lines (it quotes the text); keep one
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML: {where}{problem[:120]}") from None
+    except ValueError as exc:  # from PyYAML's constructors: int() or a date out of range
+        what = "an integer of more than 4300 digits" if "digits" in str(exc) else str(exc)[:100]
+        raise ConfigError(f"{path}: unreadable value in the YAML ({what})") from None
     try:
         return from_dict(Params, raw or {})
     except ConfigError as exc:

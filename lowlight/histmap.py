@@ -273,12 +273,15 @@ def _map_luminance(low: np.ndarray, q: np.ndarray, cfg: HistmapConfig) -> np.nda
 
 
 def map_dataset(data_root: str | Path, model_path: str | Path, cfg: HistmapConfig, out_dir: str | Path,
-                metrics_json: str | Path) -> dict:
+                metrics_json: str | Path, train_predictions: str | Path | None = None) -> dict:
     """Map every split's low images with the quantile model's percentiles.
 
+    Training images are mapped with ``train_predictions`` when given: the quantile
+    stage's out-of-fold predictions (:func:`lowlight.quantiles.cross_fit`), so the
+    network trains on mappings as wrong as the ones it gets at test time.
     Writes ``out_dir/<split>/<stem>.png`` for every split (built whole, then swapped in)
-    and, for ``val`` and ``test`` when present, the PSNR/SSIM of the mapped images against
-    the references, plus the PSNR the same mapping reaches with the references' *true*
+    and, for every split, the PSNR/SSIM of the mapped images against the references,
+    plus (val and test) the PSNR the same mapping reaches with the references' *true*
     percentiles (how much is left to gain in the predictor) into ``metrics_json``.
     """
     from .evaluation import psnr, ssim  # lazily: written alongside this module
@@ -293,16 +296,26 @@ def map_dataset(data_root: str | Path, model_path: str | Path, cfg: HistmapConfi
     splits = {s: list_pairs(data_root, s) for s in SPLITS}
     if not any(splits.values()):
         raise DataError([f"{data_root}: no pairs in any of {', '.join(SPLITS)} (run the prepare stage)"])
-    metrics: dict = {"method": cfg.method, "space": cfg.space, "bandwidth": cfg.bandwidth}
+    oof = {}
+    if train_predictions is not None:
+        from .quantiles import read_predictions
+
+        oof = read_predictions(train_predictions, len(model.levels))
+        missing = [p.stem for p in splits["train"] if p.stem not in oof]
+        if missing:
+            raise DataError([f"{train_predictions}: no predictions for training image(s) {', '.join(missing[:5])}"
+                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                             + " (rerun the quantiles stage)"])
+    metrics: dict = {"method": cfg.method, "space": cfg.space, "train_cross_fitted": bool(oof)}
     map_seconds, mapped_images = 0.0, 0
     with atomic_dir(out_dir) as tmp:
         for split, pairs in splits.items():
             (tmp / split).mkdir()
-            scored = split in ("val", "test") and pairs
+            scored = bool(pairs)
             psnrs, ssims, oracle = [], [], []
             for pair in pairs:
                 low = read_rgb(pair.low)
-                pred = model.predict([low])[0]
+                pred = oof[pair.stem] if split == "train" and oof else model.predict([low])[0]
                 t0 = time.perf_counter()
                 mapped = map_image(low, pred, cfg)
                 map_seconds += time.perf_counter() - t0
@@ -312,12 +325,14 @@ def map_dataset(data_root: str | Path, model_path: str | Path, cfg: HistmapConfi
                     high = read_rgb(pair.high)
                     psnrs.append(psnr(mapped, high))
                     ssims.append(ssim(mapped, high))
-                    oracle.append(psnr(map_image(low, true_percentiles([high])[0], cfg), high))
+                    if split != "train":
+                        oracle.append(psnr(map_image(low, true_percentiles([high])[0], cfg), high))
             metrics[f"{split}_images"] = len(pairs)
             if scored:
                 metrics[f"{split}_psnr"] = float(np.mean(psnrs))
                 metrics[f"{split}_ssim"] = float(np.mean(ssims))
-                metrics[f"{split}_psnr_true_percentiles"] = float(np.mean(oracle))
+                if oracle:
+                    metrics[f"{split}_psnr_true_percentiles"] = float(np.mean(oracle))
     metrics["map_ms_per_image"] = 1000.0 * map_seconds / max(mapped_images, 1)
     write_json(metrics_json, metrics)
     return metrics

@@ -18,7 +18,7 @@ import numpy as np
 
 from .imageio import ImageError, read_rgb
 
-__all__ = ["SPLITS", "Pair", "list_pairs", "load_pairs", "split_is_empty"]
+__all__ = ["SPLITS", "Pair", "list_pairs", "load_pairs", "read_groups"]
 
 SPLITS = ("train", "val", "test")
 
@@ -47,11 +47,24 @@ def list_pairs(root: str | Path, split: str) -> list[Pair]:
     return pairs
 
 
-def split_is_empty(root: str | Path, split: str) -> bool:
-    return not list_pairs(root, split)
-
-
 def load_pairs(root: str | Path, split: str) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
     """Decode one split: stems, low images, high images (uint8 RGB)."""
     pairs = list_pairs(root, split)
     return ([p.stem for p in pairs], [read_rgb(p.low) for p in pairs], [read_rgb(p.high) for p in pairs])
+
+
+def read_groups(root: str | Path, split: str) -> dict[str, str]:
+    """``{stem: group}`` of one split from ``manifest.csv`` (pairs that share a scene share a group).
+
+    A dataset without a manifest (made by hand, or by a test) has one group per pair.
+    """
+    import csv
+
+    root = Path(root)
+    stems = [p.stem for p in list_pairs(root, split)]
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        return {s: s for s in stems}
+    with open(manifest, newline="") as fh:
+        known = {r["stem"]: r["group"] for r in csv.DictReader(fh) if r.get("split") == split}
+    return {s: known.get(s, s) for s in stems}

@@ -5,7 +5,8 @@ swapped in whole by :func:`lowlight.atomic.atomic_dir`::
 
     out/{train,val,test}/{low,high}/<stem>.png
     out/manifest.csv   split, stem, group, low_source, high_source, low_sha256, high_sha256,
-                       width, height, exposure, gain_r, gain_g, gain_b
+                       width, height, exposure, gain_r, gain_g, gain_b, kind (real | synthetic | identity)
+    out/heldout.txt    the extra clean photos no stage trains on, one relative path a line (may be empty)
 
 Sources (``data.source``):
 
@@ -21,6 +22,20 @@ Sources (``data.source``):
     Low-Light Enhancement", BMVC 2018): ``path/our485/{low,high}`` and optionally
     ``path/eval15/{low,high}``, matched by file stem, in any format Pillow reads.
     ``val`` is carved out of our485; ``test`` is eval15, or empty without it.
+
+Extra training pairs, added to **train only** (val and test stay the primary
+source's, so checkpoint selection and reported figures do not move), so the
+network also learns to leave well-exposed photos nearly as they are:
+
+* ``data.extra_clean_path``: a folder of clean photos (e.g. BSDS500/train)
+  darkened ``data.extra_pairs_per_image`` times each, as ``clean_folder`` does;
+  stems ``clean_<photo>_<k>``, group ``clean:<photo>``. The
+  ``data.extra_clean_holdout`` photos with the smallest sha256 of their file
+  name (:func:`heldout_photos`; independent of the seed, so a benchmark picks the
+  same ones) are never written and are listed in ``heldout.txt``.
+* ``data.identity_fraction``: ``round(f * train pairs)`` of train's distinct high
+  images (any source, chosen with the seed) again as a pair whose low image is
+  the high image, bit for bit; stem ``id_<stem>``, same group as its pair.
 
 Splits are made by *group*, never by file: every darkened version of one photo
 stays with it, and LOL pairs whose high images have identical decoded pixels
@@ -62,7 +77,7 @@ import re
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable, Sequence
@@ -78,10 +93,10 @@ from .errors import DataError
 from .imageio import IMAGE_EXTENSIONS, ImageError, read_rgb
 from .pairs import SPLITS
 
-__all__ = ["DEMO_PHOTOS", "MANIFEST_COLUMNS", "prepare", "split_groups", "demo_photo_paths"]
+__all__ = ["DEMO_PHOTOS", "MANIFEST_COLUMNS", "prepare", "split_groups", "demo_photo_paths", "heldout_photos"]
 
 MANIFEST_COLUMNS = ("split", "stem", "group", "low_source", "high_source", "low_sha256", "high_sha256",
-                    "width", "height", "exposure", "gain_r", "gain_g", "gain_b")
+                    "width", "height", "exposure", "gain_r", "gain_g", "gain_b", "kind")
 
 # (group, package, path inside the package). Left out on purpose: skimage's
 # color.png (a colour chart), chessboard/logo (synthetic), hubble_deep_field
@@ -381,6 +396,8 @@ class _Job:
     high: _File
     stems: list[str]  # output stems (one per darkened version, or the LOL stem)
     low: _File | None = None  # real pairs only
+    pixels: str = ""  # sha256 of the decoded source high image: leak checks, distinct identity pairs
+    identity: bool = False  # write the high image as its own low image (sized as the pair it copies)
 
 
 def _write_job(job: _Job, tmp: Path, cfg: DataConfig, seed: int) -> list[dict]:
@@ -393,16 +410,19 @@ def _write_job(job: _Job, tmp: Path, cfg: DataConfig, seed: int) -> list[dict]:
     for stem in job.stems:
         row = {"split": job.split, "stem": stem, "group": job.group, "high_source": job.high.rel,
                "high_sha256": high_sha, "width": high.shape[1], "height": high.shape[0]}
-        if job.low is None:
+        if job.identity:
+            low_png = high_png
+            row.update(low_source=f"identity:{job.high.rel}", kind="identity",
+                       exposure="", gain_r="", gain_g="", gain_b="")
+        elif job.low is None:
             rng = _rng(seed, f"degrade:{stem}")
             d: Degradation = sample_degradation(cfg.degrade, rng)
-            low = apply_degradation(high, d, cfg.degrade, rng)
-            row.update(low_source=f"synthetic:{job.high.rel}", exposure=f"{d.exposure:.6g}",
+            low_png = _encode_png(apply_degradation(high, d, cfg.degrade, rng))
+            row.update(low_source=f"synthetic:{job.high.rel}", kind="synthetic", exposure=f"{d.exposure:.6g}",
                        gain_r=f"{d.gains[0]:.6g}", gain_g=f"{d.gains[1]:.6g}", gain_b=f"{d.gains[2]:.6g}")
         else:
-            low = read_rgb(job.low.real)
-            row.update(low_source=job.low.rel, exposure="", gain_r="", gain_g="", gain_b="")
-        low_png = _encode_png(low)
+            low_png = _encode_png(read_rgb(job.low.real))
+            row.update(low_source=job.low.rel, kind="real", exposure="", gain_r="", gain_g="", gain_b="")
         row["low_sha256"] = hashlib.sha256(low_png).hexdigest()
         (tmp / job.split / "low" / f"{stem}.png").write_bytes(low_png)
         (tmp / job.split / "high" / f"{stem}.png").write_bytes(high_png)
@@ -410,8 +430,19 @@ def _write_job(job: _Job, tmp: Path, cfg: DataConfig, seed: int) -> list[dict]:
     return rows
 
 
-def _write_all(jobs: list[_Job], out: Path, cfg: DataConfig, seed: int, workers: int) -> list[dict]:
+def _write_all(jobs: list[_Job], out: Path, cfg: DataConfig, seed: int, workers: int,
+               heldout: Sequence[str] = ()) -> list[dict]:
+    first: dict[str, _Job] = {}
+    clashes = []
+    for job in jobs:
+        for stem in job.stems:
+            if first.setdefault(stem, job) is not job:
+                clashes.append(f"output stem {stem!r} is made from both {first[stem].high.path} and {job.high.path}; "
+                               "rename one of the photos")
+    if clashes:
+        raise DataError(clashes, header="two sources give the same output stem")
     with atomic_dir(out) as tmp:
+        (tmp / "heldout.txt").write_text("".join(f"{name}\n" for name in heldout))
         for split in SPLITS:
             for kind in ("low", "high"):
                 (tmp / split / kind).mkdir(parents=True)
@@ -434,6 +465,98 @@ def _summary(source: str, rows: list[dict], notes: list[str], **extra) -> dict:
     s.update(extra)
     s["notes"] = notes
     return s
+
+
+# --------------------------------------------------------------------------- extra training pairs
+
+
+def heldout_photos(paths: Sequence[Path], n: int) -> list[Path]:
+    """The ``n`` photos of a clean folder that no stage trains on, in name order.
+
+    Those with the smallest sha256 of their file name: independent of the seed
+    and of the pixels, so a benchmark listing the same folder gets the same photos
+    as ``prepare`` (which also writes them to ``heldout.txt``).
+    """
+    if not 0 <= n <= len(paths):
+        raise ValueError(f"cannot hold out {n} of {len(paths)} photos")
+    chosen = sorted(paths, key=lambda p: (hashlib.sha256(Path(p).name.encode()).hexdigest(), str(p)))[:n]
+    return sorted(chosen, key=lambda p: _natural_key(Path(p).name))
+
+
+def _extra_clean_jobs(cfg: DataConfig, primary: list[_Job], workers: int) -> tuple[list[_Job], list[str], dict]:
+    """Train jobs for ``data.extra_clean_path`` (minus the held-out photos), heldout.txt lines, counts."""
+    if not cfg.extra_clean_path:
+        return [], [], {"extra_clean_photos": 0, "extra_clean_heldout": 0, "extra_clean_heldout_copies": 0}
+    root = Path(cfg.extra_clean_path)
+    header = f"data.extra_clean_path ({root}): cannot use these photos"
+    problems: list[str] = []
+    files = [f for f in _list_images(root, root, problems, [], "clean photo").values() if f is not None]
+    infos = _inspect_all(files, workers, problems)
+    if problems:
+        raise DataError(problems, header=header)
+    if cfg.extra_clean_holdout >= len(files):
+        raise DataError(f"data.extra_clean_holdout is {cfg.extra_clean_holdout} but data.extra_clean_path "
+                        f"({root}) has {len(files)} photo(s); hold out fewer so some are left to train on")
+    held = set(heldout_photos([f.path for f in files], cfg.extra_clean_holdout))
+    held_pixels = {infos[p].pixels for p in held}
+    primary_splits: dict[str, set[str]] = defaultdict(set)
+    for job in primary:
+        primary_splits[job.pixels].add(job.split)
+    jobs = []
+    twins = 0
+    for f in files:
+        px = infos[f.path].pixels
+        if f.path in held:
+            if "train" in primary_splits.get(px, ()):
+                problems.append(f"{f.path}: held out, but a train image of data.source {cfg.source} has the same "
+                                "pixels; the held-out set would not be unseen")
+            continue
+        if px in held_pixels:  # a copy of a held-out photo under another name
+            twins += 1
+            continue
+        leak = sorted(primary_splits.get(px, set()) - {"train"})
+        if leak:
+            problems.append(f"{f.path}: same pixels as a {'/'.join(leak)} image of data.source {cfg.source}; "
+                            "training on it would leak into that split")
+            continue
+        jobs.append(_Job(split="train", group=f"clean:{f.path.stem}", high=f, pixels=px,
+                         stems=[f"clean_{f.path.stem}_{k}" for k in range(cfg.extra_pairs_per_image)]))
+    if problems:
+        raise DataError(problems, header=header)
+    heldout = [f.rel for f in files if f.path in held]
+    return jobs, heldout, {"extra_clean_photos": len(jobs), "extra_clean_heldout": len(heldout),
+                           "extra_clean_heldout_copies": twins}
+
+
+def _identity_jobs(jobs: list[_Job], fraction: float, seed: int) -> tuple[list[_Job], list[str]]:
+    """Identity pairs for ``round(fraction * train pairs)`` distinct train high images, chosen with the seed."""
+    train = [j for j in jobs if j.split == "train" and not j.identity]
+    wanted = round(fraction * sum(len(j.stems) for j in train))
+    if wanted == 0:
+        return [], []
+    distinct: dict[str, _Job] = {}
+    for j in sorted(train, key=lambda j: _natural_key(j.stems[0])):
+        distinct.setdefault(j.pixels, j)
+    # a hash per stem rather than a permutation: adding a photo changes no other photo's chance
+    picked = sorted(distinct.values(), key=lambda j: _stable_int(f"identity:{seed}:{j.stems[0]}"))[:wanted]
+    # synthetic stems are <photo>_<k>; the identity pair is named after the photo
+    out = [replace(j, stems=[f"id_{j.stems[0] if j.low is not None else j.stems[0].rsplit('_', 1)[0]}"],
+                   identity=True) for j in picked]
+    notes = [] if len(picked) == wanted else [
+        f"data.identity_fraction asks for {wanted} identity pairs; train has {len(picked)} distinct high images"]
+    return out, notes
+
+
+def _add_extras(cfg: DataConfig, seed: int, jobs: list[_Job],
+                workers: int) -> tuple[list[_Job], list[str], dict, list[str]]:
+    """The primary source's jobs plus the extra clean-photo and identity pairs (all in train)."""
+    extra, heldout, counts = _extra_clean_jobs(cfg, jobs, workers)
+    identity, notes = _identity_jobs(jobs + extra, cfg.identity_fraction, seed)
+    counts["identity_pairs"] = len(identity)
+    if counts.get("extra_clean_heldout_copies"):
+        notes.append(f"{counts['extra_clean_heldout_copies']} photo(s) in data.extra_clean_path are copies of "
+                     "held-out ones and were left out of train")
+    return jobs + extra + identity, heldout, counts, notes
 
 
 # --------------------------------------------------------------------------- sources
@@ -487,15 +610,17 @@ def _prepare_synthetic(cfg: DataConfig, seed: int, out: Path, workers: int) -> d
     jobs = []
     for _, f in photos:
         g = group_of[f.path.stem]
-        jobs.append(_Job(split=split_of[g], group=g, high=f,
+        jobs.append(_Job(split=split_of[g], group=g, high=f, pixels=infos[f.path].pixels,
                          stems=[f"{f.path.stem}_{k}" for k in range(cfg.pairs_per_image)]))
-    rows = _write_all(jobs, out, cfg, seed, workers)
+    jobs, heldout, counts, extra_notes = _add_extras(cfg, seed, jobs, workers)
+    rows = _write_all(jobs, out, cfg, seed, workers, heldout)
     notes = []
     if ignored:
         notes.append(f"ignored {len(ignored)} file(s) without an image extension: {', '.join(ignored[:5])}"
                      + (" ..." if len(ignored) > 5 else ""))
     duplicates = len(photos) - len({infos[f.path].pixels for _, f in photos})
-    return _summary(cfg.source, rows, notes, photos=len(photos), duplicate_photos=duplicates)
+    return _summary(cfg.source, rows, notes + extra_notes, photos=len(photos), duplicate_photos=duplicates,
+                    **counts)
 
 
 def _listed(f: _File | None, folder: Path, stem: str) -> str:
@@ -554,12 +679,14 @@ def _prepare_lol(cfg: DataConfig, seed: int, out: Path, workers: int) -> dict:
     for stem, _, _ in train_pairs:
         sizes[group_of[stem]] += 1
     split_of = split_groups(dict(sizes), cfg.val_fraction, 0.0, seed)
-    jobs = [_Job(split=split_of[group_of[s]], group=group_of[s], high=hi, low=lo, stems=[s])
-            for s, lo, hi in train_pairs]
+    jobs = [_Job(split=split_of[group_of[s]], group=group_of[s], high=hi, low=lo, stems=[s],
+                 pixels=infos[hi.path].pixels) for s, lo, hi in train_pairs]
     test_groups = _group_by_content({s: f"eval15:{s}" for s, _, _ in test_pairs},
                                     {s: infos[hi.path].pixels for s, _, hi in test_pairs})
-    jobs += [_Job(split="test", group=test_groups[s], high=hi, low=lo, stems=[s]) for s, lo, hi in test_pairs]
-    rows = _write_all(jobs, out, cfg, seed, workers)
+    jobs += [_Job(split="test", group=test_groups[s], high=hi, low=lo, stems=[s], pixels=infos[hi.path].pixels)
+             for s, lo, hi in test_pairs]
+    jobs, heldout, counts, extra_notes = _add_extras(cfg, seed, jobs, workers)
+    rows = _write_all(jobs, out, cfg, seed, workers, heldout)
 
     notes = []
     if not has_eval:
@@ -575,21 +702,26 @@ def _prepare_lol(cfg: DataConfig, seed: int, out: Path, workers: int) -> dict:
         notes.append(f"ignored {len(ignored)} file(s) without an image extension: {', '.join(ignored[:5])}"
                      + (" ..." if len(ignored) > 5 else ""))
     shared = sum(1 for g, n in sizes.items() if n > 1)
-    return _summary("lol", rows, notes, high_groups_shared=shared, linked_files=len(linked),
-                    link_text_files=len(as_text))
+    return _summary("lol", rows, notes + extra_notes, high_groups_shared=shared, linked_files=len(linked),
+                    link_text_files=len(as_text), **counts)
 
 
 def prepare(cfg: DataConfig, seed: int, out: str | Path, workers: int | None = None) -> dict:
     """Build the prepared dataset in ``out`` (replaced whole, atomically) and return a summary.
 
     The summary has ``<split>_pairs`` and ``<split>_groups`` counts, ``pairs``,
-    source-specific counts and ``notes`` (human-readable remarks, e.g. an empty
+    ``extra_clean_photos`` (photos darkened into train), ``extra_clean_heldout``,
+    ``identity_pairs``, source-specific counts and ``notes`` (human-readable remarks, e.g. an empty
     test split). Raises :class:`DataError` listing every bad file; then nothing
     is written and a previous ``out`` is left as it was.
     """
     out = Path(out)
     workers = _default_workers() if workers is None else max(1, workers)
     start = time.perf_counter()
+    if cfg.extra_clean_path and not Path(cfg.extra_clean_path).is_dir():  # before the slow checks of the source
+        raise DataError(f"{cfg.extra_clean_path}: data.extra_clean_path folder is missing"
+                        if not Path(cfg.extra_clean_path).exists()
+                        else f"{cfg.extra_clean_path}: data.extra_clean_path should be a folder of photos")
     if cfg.source == "lol":
         summary = _prepare_lol(cfg, seed, out, workers)
     elif cfg.source in ("demo", "clean_folder"):

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import time
 from pathlib import Path
 from typing import Sequence
@@ -69,6 +70,9 @@ __all__ = [
     "targets",
     "QuantileModel",
     "train_quantile_model",
+    "cross_fit",
+    "write_predictions",
+    "read_predictions",
 ]
 
 FORMAT = "lowlight.quantiles/1"
@@ -250,6 +254,225 @@ def _base_score(booster) -> float:
     return float(json.loads(raw)[0]) if raw.startswith("[") else float(raw)
 
 
+MAX_MODEL_BYTES = 256 * 2**20  # the shipped model is 9 MB; a file past this is refused before it is read
+# UBJSON's number markers and their big-endian layouts
+_UBJ_NUMBERS = dict(zip(b"iUIlLdD", (">b", ">B", ">h", ">i", ">q", ">f", ">d")))
+_UBJ_STRUCTS = {m: struct.Struct(f) for m, f in _UBJ_NUMBERS.items()}
+_UBJ_DTYPES = {m: np.dtype(f) for m, f in _UBJ_NUMBERS.items()}
+_UBJ_LENGTHS = {m: s for m, s in _UBJ_STRUCTS.items() if m not in b"dD"}
+
+
+def _read_ubjson(data: bytes, max_depth: int = 32):
+    """Decode the UBJSON that XGBoost writes (``.ubj``), numeric arrays as numpy arrays.
+
+    The model is read and checked here, before XGBoost sees it, because a crafted
+    multi-output tree crashes XGBoost already when it dumps the model (``save_raw``).
+    Strict where XGBoost's writer is: no duplicate keys, no typed containers of
+    non-numbers, no nesting past ``max_depth``; anything else raises ValueError.
+    """
+    end = len(data)
+
+    def length(pos):
+        st = _UBJ_LENGTHS.get(data[pos])
+        if st is None:
+            raise ValueError(f"expected a length at byte {pos}")
+        n = st.unpack_from(data, pos + 1)[0]
+        if n < 0 or n > end:
+            raise ValueError(f"bad length {n} at byte {pos}")
+        return n, pos + 1 + st.size
+
+    def header(pos, depth):
+        if depth > max_depth:
+            raise ValueError(f"nested deeper than {max_depth} levels")
+        kind = count = None
+        if data[pos] == 0x24:  # '$': typed container
+            kind, pos = data[pos + 1], pos + 2
+            if kind not in _UBJ_DTYPES or data[pos] != 0x23:
+                raise ValueError(f"typed container of {chr(kind)!r} at byte {pos}")
+        if data[pos] == 0x23:  # '#': counted container
+            count, pos = length(pos + 1)
+        return kind, count, pos
+
+    def text(pos):
+        n, pos = length(pos)
+        if pos + n > end:
+            raise ValueError(f"truncated string at byte {pos}")
+        return data[pos:pos + n].decode("utf-8"), pos + n
+
+    def value(pos, depth):
+        marker, pos = data[pos], pos + 1
+        if marker == 0x7B:  # '{'
+            return obj(pos, depth + 1)
+        if marker == 0x5B:  # '['
+            return array(pos, depth + 1)
+        if marker == 0x53:  # 'S'
+            return text(pos)
+        if marker in b"TFZ":
+            return {0x54: True, 0x46: False, 0x5A: None}[marker], pos
+        st = _UBJ_STRUCTS.get(marker)
+        if st is None:
+            raise ValueError(f"unknown marker {chr(marker)!r} at byte {pos - 1}")
+        return st.unpack_from(data, pos)[0], pos + st.size
+
+    def array(pos, depth):
+        kind, count, pos = header(pos, depth)
+        if kind is not None:
+            dtype = _UBJ_DTYPES[kind]
+            return np.frombuffer(data, dtype, count=count, offset=pos), pos + count * dtype.itemsize
+        out = []
+        while (len(out) < count) if count is not None else data[pos] != 0x5D:  # ']'
+            item, pos = value(pos, depth)
+            out.append(item)
+        return out, pos + (count is None)
+
+    def obj(pos, depth):
+        kind, count, pos = header(pos, depth)
+        if kind is not None:
+            raise ValueError(f"typed object at byte {pos}")
+        out = {}
+        while (len(out) < count) if count is not None else data[pos] != 0x7D:  # '}'
+            key, pos = text(pos)
+            if key in out:
+                raise ValueError(f"duplicate key {key[:40]!r}")
+            out[key], pos = value(pos, depth)
+        return out, pos + (count is None)
+
+    try:
+        out, pos = value(0, 0)
+    except (IndexError, struct.error) as exc:
+        raise ValueError(f"truncated or malformed UBJSON ({exc})") from None
+    if pos != end:
+        raise ValueError(f"{end - pos} bytes after the end of the model")
+    return out
+
+
+def _no_duplicates(pairs):
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate keys in a JSON object")
+    return out
+
+
+def _parse_model(data: bytes) -> dict:
+    """XGBoost's JSON or UBJSON model as a dict (ValueError if it is neither)."""
+    if data[:1] != b"{":
+        raise ValueError("neither UBJSON nor JSON")
+    if data[1:2] in (b'"', b" ", b"\n", b"\r", b"\t", b"}"):
+        model = json.loads(data, object_pairs_hook=_no_duplicates)
+    else:
+        model = _read_ubjson(data)
+    if not isinstance(model, dict):
+        raise ValueError("not an XGBoost model")
+    return model
+
+
+def _model_problem(model: dict, n_features: int, n_targets: int) -> str | None:
+    """Why the parsed model would be unsafe to predict with, or None.
+
+    XGBoost 3.2 checks some array lengths when it loads a tree but not the indices in them:
+    a child index past the end of its tree, one that points back to an earlier node (a
+    cycle), a split on a feature the input lacks, a bad parent link, a missing array, a
+    ``tree_info`` target past the last one or a multi-output leaf index out of range kill
+    the whole process (segfault or abort, no message) when it loads, dumps or predicts.
+    XGBoost numbers nodes so that children come after their parent; requiring that rules
+    out cycles. The checks are vectorised over all trees (about 0.1 s for the shipped
+    8400-tree model, after 0.3 s of reading it).
+    """
+    try:
+        learner = model["learner"]
+        lp = learner["learner_model_param"]
+        gb = learner["gradient_booster"]
+        if gb.get("name") != "gbtree":
+            return f"booster type {str(gb.get('name'))[:40]!r}; lowlight writes 'gbtree' models only"
+        gbm = gb["model"]
+        num_target, num_feature = int(lp["num_target"]), int(lp["num_feature"])
+        if num_target != n_targets:
+            return f"model predicts {num_target} values per row, its settings ask for {n_targets} percentiles"
+        if num_feature != n_features:
+            return f"model expects {num_feature} features, these settings make {n_features}"
+        base = np.atleast_1d(np.asarray(json.loads(lp["base_score"]), dtype=np.float64))
+        if base.ndim != 1 or len(base) not in (1, num_target) or not np.all(np.isfinite(base)):
+            return f"base_score must be 1 or {num_target} finite numbers"
+        trees = gbm["trees"]
+        info = np.asarray(gbm["tree_info"], dtype=np.int64).ravel()
+        indptr = np.asarray(gbm["iteration_indptr"], dtype=np.int64).ravel()
+        if int(gbm["gbtree_model_param"]["num_trees"]) != len(trees) or len(info) != len(trees):
+            return f"num_trees and tree_info do not match the {len(trees)} trees"
+        if np.any((info < 0) | (info >= num_target)):
+            return f"tree_info must name one of the {num_target} targets for each tree"
+        if len(indptr) < 1 or indptr[0] != 0 or indptr[-1] != len(trees) or np.any(np.diff(indptr) < 0):
+            return "iteration_indptr does not partition the trees into rounds"
+        if any(len(v) for v in gbm.get("cats", {}).values()):
+            return "categorical features; lowlight's features are all numeric"
+        if not trees:
+            return None
+        n = np.array([int(t["tree_param"]["num_nodes"]) for t in trees], dtype=np.int64)
+        leaf_size = np.array([int(t["tree_param"]["size_leaf_vector"]) for t in trees], dtype=np.int64)
+        if np.any(n < 1):
+            return f"tree {int(np.argmax(n < 1))} has no nodes"
+        multi = leaf_size > 1
+        if np.any(multi & (leaf_size != num_target)):
+            return f"tree {int(np.argmax(multi & (leaf_size != num_target)))} has leaves of the wrong size"
+        ids = np.array([int(t["id"]) for t in trees], dtype=np.int64)
+        if np.any(ids != np.arange(len(trees))):
+            return f"tree {int(np.argmax(ids != np.arange(len(trees))))} has the wrong id"
+        # XGBoost reads every one of these arrays; a missing one crashes its loader
+        for name, per_node in (("left_children", 1), ("right_children", 1), ("parents", 1), ("split_indices", 1),
+                               ("split_conditions", 1), ("split_type", 1), ("default_left", 1),
+                               ("loss_changes", 1), ("sum_hessian", 1), ("base_weights", leaf_size)):
+            lens = np.array([len(t[name]) for t in trees], dtype=np.int64)
+            if np.any(lens != n * per_node):
+                return f"tree {int(np.argmax(lens != n * per_node))}: {name} has the wrong length"
+        if any(len(t[k]) for t in trees for k in ("categories", "categories_nodes", "categories_segments",
+                                                  "categories_sizes")):
+            return "categorical splits; lowlight's features are all numeric"
+
+        def cat(name, dtype=np.int64):
+            return np.concatenate([np.asarray(t[name], dtype=dtype).ravel() for t in trees])
+
+        left, right, parent = cat("left_children"), cat("right_children"), cat("parents")
+        split, kind, default = cat("split_indices"), cat("split_type"), cat("default_left")
+        cond = cat("split_conditions", np.float64)
+        weights = {i: np.asarray(trees[i]["leaf_weights"], dtype=np.float64) for i in np.flatnonzero(multi)}
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        return f"unexpected model layout ({type(exc).__name__}: {str(exc)[:80]})"
+    tree = np.repeat(np.arange(len(trees)), n)
+    start = np.repeat(np.cumsum(n) - n, n)
+    node = np.arange(len(tree)) - start
+    size = n[tree]
+    inner = left != -1
+    bad = (left < -1) | (inner & ~((left > node) & (left < size) & (right > node) & (right < size)))
+    if np.any(bad):
+        at = int(np.argmax(bad))
+        return f"tree {tree[at]} node {node[at]} has a child index out of range or not after its node (a cycle)"
+    # XGBoost's loader walks the parent links (a bad one crashes it): each node but the root
+    # must be the child of exactly one node, and say so
+    kids = np.concatenate([left[inner], right[inner]]) + np.tile(start[inner], 2)
+    owners = np.tile(node[inner], 2)
+    times = np.bincount(kids, minlength=len(tree))
+    wrong_parent = np.zeros(len(tree), bool)
+    wrong_parent[kids] = parent[kids] != owners
+    n_leaves = np.bincount(tree[~inner], minlength=len(trees))
+    checks = [
+        ((node == 0) & ~np.isin(parent, (-1, 2**31 - 1)), "is a root with a parent"),
+        ((node > 0) & (times != 1), "is not the child of exactly one node"),
+        (wrong_parent, "names the wrong parent"),
+        (inner & ((split < 0) | (split >= n_features)), f"splits on a feature outside 0..{n_features - 1}"),
+        ((default != 0) & (default != 1), "has a default direction other than 0 or 1"),
+        (inner & (kind != 0), "has a categorical split"),
+        (~inner & ~multi[tree] & ~np.isfinite(cond), "has a leaf value that is not finite"),
+        (~inner & multi[tree] & ((right < 0) | (right >= n_leaves[tree])), "has a leaf index out of range"),
+    ]
+    for bad, what in checks:
+        if np.any(bad):
+            at = int(np.argmax(bad))
+            return f"tree {tree[at]} node {node[at]} {what}"
+    for i, w in weights.items():
+        if w.shape != (n_leaves[i] * leaf_size[i],) or not np.all(np.isfinite(w)):
+            return f"tree {i} has leaf weights of the wrong size or not finite"
+    return None
+
+
 class QuantileModel:
     """XGBoost regressor from a dark image to its well-lit version's percentiles.
 
@@ -367,28 +590,47 @@ class QuantileModel:
         header = "cannot load the quantile model"
         if not path.is_file():
             raise DataError([f"{path}: file does not exist (run the quantiles stage)"], header)
-        booster = xgb.Booster()
+        if path.stat().st_size > MAX_MODEL_BYTES:
+            raise DataError([f"{path}: {path.stat().st_size / 2**20:.0f} MiB, larger than any quantile model "
+                             f"({MAX_MODEL_BYTES // 2**20} MiB at most); is it the right file?"], header)
         try:
-            booster.load_model(str(path))
-        except xgb.core.XGBoostError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-            raise DataError([f"{path}: not a readable XGBoost model ({first[:200]})"], header) from exc
-        raw = booster.attr(_ATTR)
-        if raw is None:
+            data = path.read_bytes()
+            model = _parse_model(data)
+        except OSError as exc:
+            raise DataError([f"{path}: cannot read ({exc.strerror or exc})"], header) from exc
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and json's errors are ValueErrors
+            raise DataError([f"{path}: not a readable XGBoost model ({str(exc)[:200]})"], header) from exc
+        learner = model.get("learner")
+        attrs = learner.get("attributes") if isinstance(learner, dict) else None
+        raw = attrs.get(_ATTR) if isinstance(attrs, dict) else None
+        if not isinstance(raw, str):
             raise DataError([f"{path}: an XGBoost model without lowlight's settings (not written by "
                              "QuantileModel.save)"], header)
         try:
             meta = json.loads(raw)
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+                raise ValueError(f"format {str(found)[:40]!r}, expected {FORMAT!r}")
             cfg = from_dict(QuantilesConfig, meta["config"], prefix="quantiles")
-            step = int(meta["percentile_step"])
+            step = meta["percentile_step"]
+            if isinstance(step, bool):
+                raise ValueError(f"percentile_step {step!r} is not a number")
+            n_targets = len(percentile_levels(step))  # a whole number that divides 100
+            n_features = len(feature_names(cfg, step))
         except (ValueError, KeyError, TypeError) as exc:
-            raise DataError([f"{path}: unusable lowlight settings in the model ({exc})"], header) from exc
-        n_features = len(feature_names(cfg, step))
-        if booster.num_features() != n_features:
-            raise DataError([f"{path}: model expects {booster.num_features()} features, these settings "
-                             f"make {n_features}"], header)
+            raise DataError([f"{path}: unusable lowlight settings in the model ({str(exc)[:200]})"], header) from exc
+        problem = _model_problem(model, n_features, n_targets)
+        if problem is not None:
+            raise DataError([f"{path}: damaged or crafted model, refused before XGBoost reads it: {problem}; "
+                             "write a fresh one with the quantiles stage (dvc repro quantiles)"], header)
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(data))  # the bytes checked above, not the file again
+        except xgb.core.XGBoostError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+            raise DataError([f"{path}: not a readable XGBoost model ({first[:200]})"], header) from exc
+        except UnicodeDecodeError as exc:  # XGBoost's error text can quote the file's bytes
+            raise DataError([f"{path}: not a readable XGBoost model"], header) from exc
         booster.set_param({"nthread": 1})
         return cls(cfg, step, booster)
 
@@ -448,14 +690,72 @@ def _plot_mae(metrics: dict, levels: np.ndarray, path: Path) -> None:
     save_figure(fig, path)
 
 
+def cross_fit(x: np.ndarray, y: np.ndarray, groups: Sequence[str], cfg: QuantilesConfig, folds: int,
+              seed: int = 0, threads: int = 0) -> np.ndarray:
+    """Out-of-fold predictions ``(N, 3, K)``: each image predicted by a model fitted without its group.
+
+    The network trains on images mapped with these, so its inputs carry the mapping errors it
+    will meet at test time (a model predicting its own training images is far too good).
+    Folds are scikit-learn's ``GroupKFold`` (deterministic): pairs that share a scene stay in
+    one fold, as they stay in one split.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    k = min(folds, len(set(groups)))
+    if k < 2:
+        raise DataError([f"cross-fitting needs at least 2 groups of training pairs, found {len(set(groups))}; "
+                         "set quantiles.cross_fit_folds: 0"], header="cannot cross-fit the quantile model")
+    out = np.empty(y.shape, dtype=np.float64)
+    for fit_rows, held_out in GroupKFold(n_splits=k).split(x[:, 0, 0], groups=list(groups)):
+        fold = QuantileModel(cfg).fit_arrays(x[fit_rows], y[fit_rows], seed=seed, threads=threads)
+        out[held_out] = fold.predict_features(x[held_out])
+    return out
+
+
+def write_predictions(path: str | Path, stems: Sequence[str], pred: np.ndarray, levels: np.ndarray) -> None:
+    """Percentile predictions as CSV: ``stem, channel, p000 ... p100`` (one row per image and channel)."""
+    lines = ["stem,channel," + ",".join(f"p{int(p):03d}" for p in levels)]
+    for stem, q in zip(stems, pred):
+        for c, name in enumerate("rgb"):
+            lines.append(f"{stem},{name}," + ",".join(f"{v:.4f}" for v in q[c]))
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def read_predictions(path: str | Path, levels: int) -> dict[str, np.ndarray]:
+    """``{stem: (3, K)}`` from :func:`write_predictions`'s CSV; a malformed file is a DataError naming it."""
+    import csv
+
+    path = Path(path)
+    out: dict[str, np.ndarray] = {}
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        for row in rows[1:]:
+            stem, channel, values = row[0], "rgb".index(row[1]), [float(v) for v in row[2:]]
+            if len(values) != levels:
+                raise ValueError(f"{len(values)} percentiles where {levels} were expected")
+            out.setdefault(stem, np.full((3, levels), np.nan))[channel] = values
+    except (OSError, ValueError, IndexError) as exc:
+        raise DataError([f"{path}: not a percentile-prediction file ({exc})"],
+                        header="cannot read the out-of-fold predictions") from exc
+    bad = [s for s, q in out.items() if not np.all(np.isfinite(q))]
+    if bad:
+        raise DataError([f"{path}: incomplete or non-finite rows for {', '.join(bad[:5])}"],
+                        header="cannot read the out-of-fold predictions")
+    return out
+
+
 def train_quantile_model(data_root: str | Path, cfg: QuantilesConfig, seed: int, threads: int,
-                         model_path: str | Path, metrics_json: str | Path, plots_dir: str | Path) -> dict:
+                         model_path: str | Path, metrics_json: str | Path, plots_dir: str | Path,
+                         oof_csv: str | Path | None = None) -> dict:
     """Fit on ``train``, score on ``val`` (MAE per percentile in 8-bit levels), save model,
-    metrics and plots (``predictions.png``, ``mae.png``)."""
-    from .pairs import load_pairs
+    metrics and plots (``predictions.png``, ``mae.png``); with ``oof_csv`` and
+    ``cfg.cross_fit_folds``, also the out-of-fold predictions of the training images."""
+    from .pairs import load_pairs, read_groups
 
     data_root, plots_dir = Path(data_root), Path(plots_dir)
-    _, lows, highs = load_pairs(data_root, "train")
+    stems, lows, highs = load_pairs(data_root, "train")
     if not lows:
         raise DataError([f"{data_root / 'train'}: no training pairs (run the prepare stage)"])
     model = QuantileModel(cfg)
@@ -466,6 +766,16 @@ def train_quantile_model(data_root: str | Path, cfg: QuantilesConfig, seed: int,
     metrics: dict = {"objective": cfg.objective, "strategy": cfg.strategy, "target": cfg.target,
                      "train_images": len(lows), "fit_seconds": model.fit_seconds}
     metrics.update(_mae_metrics(model.predict_features(x), y, model.levels, "train"))
+    if oof_csv is not None:
+        if cfg.cross_fit_folds:
+            groups = read_groups(data_root, "train")
+            t0 = time.perf_counter()
+            oof = cross_fit(x, y, [groups[s] for s in stems], cfg, cfg.cross_fit_folds, seed, threads)
+            metrics["cross_fit_seconds"] = time.perf_counter() - t0
+            metrics["train_oof_mae"] = float(np.abs(oof - y).mean())
+        else:  # off: the in-sample predictions, so histmap reads one kind of file either way
+            oof = model.predict_features(x)
+        write_predictions(oof_csv, stems, oof, model.levels)
     val_stems, val_lows, val_highs = load_pairs(data_root, "val")
     metrics["val_images"] = len(val_lows)
     plots_dir.mkdir(parents=True, exist_ok=True)

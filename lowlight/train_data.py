@@ -33,7 +33,7 @@ from .imageio import ImageError, read_rgb
 from .pairs import load_pairs
 
 __all__ = ["INPUT_CHANNELS", "input_channels", "stack_inputs", "to_tensor", "SplitData", "load_split",
-           "check_crop", "fingerprint", "CropDataset"]
+           "check_crop", "fingerprint", "contexts", "CropDataset"]
 
 INPUT_CHANNELS = {"low": 3, "mapped": 3, "low+mapped": 6}
 
@@ -144,16 +144,28 @@ def fingerprint(*splits: SplitData) -> str:
     return h.hexdigest()
 
 
+def contexts(images: list[np.ndarray]) -> list[torch.Tensor]:
+    """The whole-image context (:func:`lowlight.models.context.image_context`) of each H x W x C uint8 image."""
+    from .models.context import image_context
+
+    return [image_context(to_tensor(im)[None].float().div_(255))[0] for im in images]
+
+
 class CropDataset(Dataset):
     """``length`` random crops per epoch; item ``i`` comes from image ``i % len(images)``.
 
-    Returns ``(input, target)`` as C x H x W uint8 tensors; call :meth:`set_epoch`
-    before each epoch, as with ``DistributedSampler``.
+    Returns ``(input, target)`` as C x H x W uint8 tensors, plus the image's context
+    (flipped and turned as the crop) when ``contexts`` are given; call
+    :meth:`set_epoch` before each epoch, as with ``DistributedSampler``.
     """
 
-    def __init__(self, inputs: list[np.ndarray], targets: list[np.ndarray], crop_size: int, length: int, seed: int):
+    def __init__(self, inputs: list[np.ndarray], targets: list[np.ndarray], crop_size: int, length: int, seed: int,
+                 contexts: list[torch.Tensor] | None = None):
         if not inputs or len(inputs) != len(targets):
             raise ValueError("need as many targets as inputs, and at least one pair")
+        if contexts is not None and len(contexts) != len(inputs):
+            raise ValueError("need one context per input image")
+        self.contexts = contexts
         self.inputs, self.targets = inputs, targets
         self.crop = crop_size
         self.length = length
@@ -166,7 +178,7 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         k = i % len(self.inputs)
         x, y = self.inputs[k], self.targets[k]
         rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -181,4 +193,13 @@ class CropDataset(Dataset):
             x, y = x[::-1], y[::-1]
         if turns:
             x, y = np.rot90(x, turns), np.rot90(y, turns)
-        return to_tensor(x), to_tensor(y)
+        if self.contexts is None:
+            return to_tensor(x), to_tensor(y)
+        ctx = self.contexts[k]  # C x h x w: the same flips and turns as the H x W x C crop
+        if flip_h:
+            ctx = ctx.flip(2)
+        if flip_v:
+            ctx = ctx.flip(1)
+        if turns:
+            ctx = torch.rot90(ctx, turns, dims=(1, 2))
+        return to_tensor(x), to_tensor(y), ctx.contiguous()

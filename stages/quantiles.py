@@ -20,18 +20,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, required=True, help="XGBoost model to write (.ubj)")
     ap.add_argument("--metrics", type=Path, required=True, help="validation MAE (JSON)")
     ap.add_argument("--plots", type=Path, required=True, help="folder for the PNGs")
+    ap.add_argument("--oof", type=Path, required=True,
+                    help="out-of-fold percentile predictions of the training images (CSV; histmap maps train with them)")
     args = ap.parse_args(argv)
     p = load_params(args.params)
     params = {**flatten(p.base, "base"), **flatten(p.quantiles, "quantiles")}
     with pipeline_run("quantiles", params=params, experiment=p.base.experiment) as tracker:
         m = train_quantile_model(args.data, p.quantiles, p.base.seed, p.base.threads, args.model, args.metrics,
-                                 args.plots)
+                                 args.plots, oof_csv=args.oof)
         tracker.log_metrics(m, prefix="quantiles.")
         for path in (args.model, args.metrics, args.plots):
             tracker.log_artifact(path)
     val = f"val MAE {m['val_mae']:.2f} levels" if "val_mae" in m else "no val split"
+    oof = f", out-of-fold MAE {m['train_oof_mae']:.2f}" if "train_oof_mae" in m else ""
     print(f"quantiles: {m['objective']}/{m['strategy']} on {m['train_images']} images in {m['fit_seconds']:.1f} s; "
-          f"train MAE {m['train_mae']:.2f}, {val} -> {args.model}")
+          f"train MAE {m['train_mae']:.2f}{oof}, {val} -> {args.model}")
 
 
 if __name__ == "__main__":

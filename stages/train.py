@@ -13,7 +13,7 @@ from pathlib import Path
 from lowlight.config import flatten, load_params, to_dict
 from lowlight.errors import report_user_errors
 from lowlight.tracking import pipeline_run
-from lowlight.training import train
+from lowlight.training import TrainOutputs, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,8 +36,9 @@ def main(argv=None) -> None:
     params = {**flatten(p.base, "base"), **flatten(p.train, "train")}
     with pipeline_run("train", params=params, experiment=p.base.experiment,
                       enabled=None if main_rank else False) as tracker:
-        result = train(args.data, args.mapped, p.train, p.base, args.checkpoint, args.metrics, args.log,
-                       args.plots, tracker, extra_params={"histmap": to_dict(p.histmap)})
+        outputs = TrainOutputs(args.checkpoint, args.metrics, args.log, args.plots)
+        result = train(args.data, args.mapped, p.train, p.base, outputs, tracker,
+                       extra_params={"histmap": to_dict(p.histmap)})
         if main_rank:
             print(f"train: best val PSNR {result['best_val_psnr']:.2f} dB, SSIM {result['best_val_ssim']:.4f} "
                   f"(epoch {result['best_epoch']} of {result['epochs']}, stopped by {result['stopped']}); "

@@ -22,14 +22,14 @@ SCRIPT = textwrap.dedent("""
     import json, os, sys
     from pathlib import Path
     from lowlight.config import BaseConfig, TrainConfig
-    from lowlight.training import train
+    from lowlight.training import TrainOutputs, train
 
     prepared, mapped, out = map(Path, sys.argv[1:4])
     # llcnn has batch norm: its running statistics must end equal on both ranks too
     cfg = TrainConfig(model="llcnn", model_args={"channels": 4, "modules": 1}, inputs="low+mapped", epochs=2,
                       batch_size=2, crop_size=24, examples=1)
-    summary = train(prepared, mapped, cfg, BaseConfig(seed=0, device="cpu", threads=1), out / "model.pt",
-                    out / "metrics.json", out / "log.csv", out / "plots")
+    summary = train(prepared, mapped, cfg, BaseConfig(seed=0, device="cpu", threads=1),
+                    TrainOutputs(out / "model.pt", out / "metrics.json", out / "log.csv", out / "plots"))
     (out / f"rank{os.environ['RANK']}.json").write_text(json.dumps(summary))
 """)
 

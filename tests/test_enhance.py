@@ -18,6 +18,7 @@ from lowlight.cli import main as cli_main
 from lowlight.config import QuantilesConfig
 from lowlight.inference import Enhancer, enhance
 from lowlight.models import build_model
+from lowlight.models.padding import run_padded
 from lowlight.quantiles import QuantileModel
 
 from conftest import darken, synthetic_photo
@@ -40,7 +41,7 @@ def weights(tmp_path_factory) -> tuple[Path, Path]:
     y = torch.from_numpy(np.stack(highs)).permute(0, 3, 1, 2).float() / 255
     for _ in range(10):
         opt.zero_grad()
-        torch.nn.functional.l1_loss(net(x), y).backward()
+        torch.nn.functional.l1_loss(run_padded(net, x), y).backward()
         opt.step()
     npath = save_checkpoint(root / "net.pt", net.eval(), inputs="low+mapped",
                             params={"histmap": {"method": "kde", "bandwidth": 6.0, "space": "rgb"}})
@@ -74,6 +75,64 @@ def test_tiled_matches_untiled(enhancer):
                      tile_pixels=100 * 100, tile=160, overlap=48)(low)
     diff = np.abs(whole.astype(int) - tiled.astype(int))
     assert diff.max() <= 2, f"tile seams: max difference {diff.max()} levels"
+
+
+def _whole_image_blend(net: Enhancer, low: np.ndarray) -> np.ndarray:
+    """The tiled run with one float accumulator for the whole image (as before the bands)."""
+    from lowlight.inference import _blend_window, _tile_starts, _to_uint8
+    from lowlight.models.padding import size_multiple
+
+    h, w = low.shape[:2]
+    m = size_multiple(net.network)
+    ph, pw = -h % m, -w % m
+    pad = np.pad(low, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
+    tile = max(m, net.tile // m * m)
+    overlap = min(-(-net.overlap // m) * m, tile // 2 // m * m)
+    H, W = pad.shape[:2]
+    acc, weight = np.zeros((H, W, 3), np.float32), np.zeros((H, W, 1), np.float32)
+    for y0 in _tile_starts(H, tile, overlap):
+        for x0 in _tile_starts(W, tile, overlap):
+            sl = (slice(y0, min(y0 + tile, H)), slice(x0, min(x0 + tile, W)))
+            out = net._run(pad[sl], pad[sl])
+            win = _blend_window(*out.shape[:2], overlap, (y0 > 0, y0 + tile < H, x0 > 0, x0 + tile < W))[..., None]
+            acc[sl] += out * win
+            weight[sl] += win
+    acc /= weight
+    return _to_uint8(acc[:h, :w])
+
+
+def test_tiles_in_bands_equal_one_whole_image_accumulator(enhancer, monkeypatch):
+    """Only one band of tile rows is held in float at a time; the result must be the
+    whole-image accumulator's exactly (a network whose output depends on the tile)."""
+    net = Enhancer(enhancer.quantile_model, enhancer.network, enhancer.inputs, enhancer.histmap,
+                   tile_pixels=1, tile=64, overlap=16)
+    monkeypatch.setattr(Enhancer, "map", lambda self, rgb: rgb)
+    monkeypatch.setattr(Enhancer, "_run", lambda self, low, mapped, context=None: (
+        low.astype(np.float32) / 255 * 0.8 + np.float32(low.mean() % 1 * 0.2)))
+    for shape in [(64, 64), (65, 200), (150, 97), (300, 33)]:
+        low = synthetic_photo(*shape, seed=shape[0])
+        assert np.array_equal(net(low), _whole_image_blend(net, low)), shape
+
+
+def test_strength_blends_in_8_bit_space(enhancer):
+    import lowlight
+
+    low = darken(synthetic_photo(24, 32, seed=4), 0.05)
+    full = enhance(low, enhancer=enhancer)
+    assert np.array_equal(lowlight.enhance(low, enhancer=enhancer, strength=1), full)
+    assert np.array_equal(lowlight.enhance(low, enhancer=enhancer, strength=0), low)
+    half = lowlight.enhance(low, enhancer=enhancer, strength=0.5)
+    assert np.array_equal(half, np.rint(low + 0.5 * (full.astype(float) - low)).astype(np.uint8))
+    assert (np.minimum(low, full) <= half).all() and (half <= np.maximum(low, full)).all()
+    more = enhance(low, enhancer=enhancer, strength=1.5)
+    assert more.mean() > full.mean() and more.dtype == np.uint8
+    pil = enhance(Image.fromarray(low), enhancer=enhancer, strength=0)
+    assert np.array_equal(np.asarray(pil), low)
+    weak = Enhancer(enhancer.quantile_model, enhancer.network, enhancer.inputs, enhancer.histmap, strength=0.5)
+    assert np.array_equal(weak(low), half)
+    for bad in (-0.1, float("nan"), float("inf"), 2.0, "1"):
+        with pytest.raises(ValueError, match="strength"):
+            enhance(low, enhancer=enhancer, strength=bad)
 
 
 def test_api_kinds(enhancer):
@@ -129,8 +188,9 @@ def test_cli_folders_recursive_globs_and_format(weights, tmp_path):
     assert _cli(weights, tmp_path / "in", "-r", "--format", "webp", "-o", tmp_path / "deep") == 0
     assert (tmp_path / "deep" / "sub" / "img0.webp").is_file()
     assert _cli(weights, str(tmp_path / "in" / "img*.png"), "--compare", "-o", tmp_path / "glob") == 0
-    assert (tmp_path / "glob" / "img1.png").is_file() and (tmp_path / "glob" / "img1.compare.png").is_file()
-    cmp = Image.open(tmp_path / "glob" / "img1.compare.png")
+    # compare pictures go beside the output folder, never into it (evaluate would take them for outputs)
+    assert sorted(p.name for p in (tmp_path / "glob").iterdir()) == ["img0.png", "img1.png"]
+    cmp = Image.open(tmp_path / "glob.compare" / "img1.png.compare.png")
     assert cmp.size == (40 * 2 + 8, 30)
 
 
@@ -141,8 +201,8 @@ def test_cli_never_overwrites(weights, tmp_path, capsys):
     assert "overwrite the input" in capsys.readouterr().err
     assert _cli(weights, *src, "-o", tmp_path / "out") == 0
     before = (tmp_path / "out" / "img0.png").stat().st_mtime_ns
-    assert _cli(weights, *src, "-o", tmp_path / "out") == 1
-    assert "--overwrite" in capsys.readouterr().err
+    assert _cli(weights, *src, "-o", tmp_path / "out") == 0  # already done: not a failure
+    assert "1 already done (use --overwrite to redo)" in capsys.readouterr().err
     assert (tmp_path / "out" / "img0.png").stat().st_mtime_ns == before
     assert _cli(weights, *src, "-o", tmp_path / "out", "--overwrite") == 0
 

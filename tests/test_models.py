@@ -24,10 +24,10 @@ def test_all_modules_registered():
         assert expected in names
 
 
-VARIANTS = [(name, {}) for name in list_models()] + [("unet", {"residual": True})]
+VARIANTS = [(name, {}) for name in list_models()] + [("unet", {"global_branch": False})]
 
 
-@pytest.mark.parametrize("name,extra", VARIANTS, ids=[n + ("_residual" if e else "") for n, e in VARIANTS])
+@pytest.mark.parametrize("name,extra", VARIANTS, ids=[n + ("_local" if e else "") for n, e in VARIANTS])
 @pytest.mark.parametrize("in_channels", [3, 6])
 def test_model_forward_backward(name, extra, in_channels):
     torch.manual_seed(0)
@@ -68,14 +68,100 @@ def test_model_eval_channels_last_matches(name):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_residual_unet_starts_near_its_base_image():
+def test_global_branch_starts_near_the_identity():
     torch.manual_seed(0)
-    model = build_model("unet", in_channels=6, residual=True).eval()
-    x = torch.rand(1, 6, 32, 48)
+    model = build_model("unet", in_channels=6).eval()
+    scale, shift, log_gain, log_gamma = model.glob(torch.rand(2, 6, 64, 64))
+    for t in (scale, shift, log_gain, log_gamma):
+        assert t.abs().max() < 0.05
+
+
+def test_global_branch_sees_the_context_not_the_crop():
+    """Same crop, different whole-image context: the output changes (the branch has a global view)."""
+    torch.manual_seed(0)
+    model = build_model("unet", in_channels=6).eval()
     with torch.no_grad():
-        y = run_padded(model, x)
-    # small initial residual: the untrained net is close to the mapped image (last 3 channels)
-    assert (y - x[:, 3:]).abs().mean() < 0.05
+        model.glob.tone.weight.normal_(std=0.5)  # a trained branch: far from the identity
+    x = torch.rand(1, 6, 32, 32)
+    with torch.inference_mode():
+        dark = run_padded(model, x, torch.zeros(1, 6, 64, 64))
+        bright = run_padded(model, x, torch.ones(1, 6, 64, 64))
+    assert (dark - bright).abs().mean() > 1e-3
+
+
+def test_global_unet_needs_a_context():
+    model = build_model("unet", in_channels=3)
+    with pytest.raises(ValueError, match="context"):
+        model(torch.rand(1, 3, 16, 16))
+
+
+# --------------------------------------------------------------------------- grid artifacts
+
+# The index of a flat grey image with Gaussian noise (std 8 levels) is 1.0-1.3: the periodogram,
+# averaged over 192 rows, fluctuates by about 1/sqrt(192) around a flat spectrum. A grid that can be
+# seen in a zoomed flat region gives tens (the old PixelShuffle decoder gave 20-60 on real photos).
+# 3 leaves room for the spectral colouring a smoothing network adds, and is far below a visible grid.
+GRID_THRESHOLD = 3.0
+
+
+def _flat_noisy(seed: int = 0, size: int = 192) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    grey = 0.35 + 0.03 * torch.randn(1, 1, size, size, generator=g)
+    return (grey.expand(1, 3, size, size) + 0.01 * torch.randn(1, 3, size, size, generator=g)).clamp(0, 1)
+
+
+def _grid_of(model, x: torch.Tensor) -> float:
+    from lowlight.periodic import GRID_PERIODS, grid_index
+    from lowlight.training import to_uint8
+
+    with torch.inference_mode():
+        y = to_uint8(run_padded(model.eval(), x))
+    periods = sorted(set(GRID_PERIODS) | {size_multiple(model)} - {1})
+    return grid_index(y, periods=tuple(p for p in periods if p <= 16))
+
+
+def _few_steps(model, in_channels: int, steps: int = 8) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model.train()
+    for i in range(steps):
+        x = _flat_noisy(100 + i, size=64)
+        x = torch.cat([x, (x * 2).clamp(0, 1)], dim=1)[:, :in_channels]
+        target = (x[:, -3:] * 1.5).clamp(0, 1)  # brighter, same structure
+        loss = (run_padded(model, x) - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+class _PixelShuffleNet(torch.nn.Module):
+    """A deliberately gridded model (random sub-pixel weights): proves the test can fail."""
+
+    size_multiple = 2
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.PixelUnshuffle(2), torch.nn.Conv2d(4 * in_channels, 12, 3, padding=1),
+                                        torch.nn.PixelShuffle(2))
+
+    def forward(self, x):
+        return torch.sigmoid(self.body(x))
+
+
+def test_grid_index_catches_a_sub_pixel_grid():
+    torch.manual_seed(0)
+    assert _grid_of(_PixelShuffleNet(3), _flat_noisy()) > 10 * GRID_THRESHOLD / 3
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_no_grid_at_init_and_after_training_steps(name):
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=6, **TINY.get(name, {}))
+    x = _flat_noisy()
+    x6 = torch.cat([x, (x * 2).clamp(0, 1)], dim=1)
+    at_init = _grid_of(model, x6)
+    _few_steps(model, 6)
+    trained = _grid_of(model, x6)
+    assert at_init < GRID_THRESHOLD and trained < GRID_THRESHOLD, (at_init, trained)
 
 
 def test_unknown_model_lists_registered_names():
@@ -140,3 +226,13 @@ def test_run_padded_crops_back():
     x = torch.rand(1, 6, 13, 21)
     y = run_padded(Shift(), x)
     torch.testing.assert_close(y, x[:, :3] * 0.5)
+
+
+def test_context_in_bands_equals_the_whole_image_context():
+    import numpy as np
+
+    from lowlight.models.context import image_context, image_context_uint8
+
+    img = np.random.default_rng(0).integers(0, 256, (333, 517, 6), dtype=np.uint8)
+    whole = image_context(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)
+    torch.testing.assert_close(image_context_uint8(img, band_rows=50), whole, atol=1e-6, rtol=0)

@@ -27,7 +27,7 @@ from lowlight.errors import DataError, user_errors
 from lowlight.evaluation import psnr
 from lowlight.models.padding import run_padded
 from lowlight.train_data import CropDataset, load_split, stack_inputs
-from lowlight.training import LOG_COLUMNS, TrainingError, state_path, to_uint8, train
+from lowlight.training import LOG_COLUMNS, TrainingError, TrainOutputs, state_path, to_uint8, train
 
 REPO = Path(__file__).resolve().parents[1]
 # one thread: the results do not depend on it, and on a busy 2-core machine two threads wait on each other
@@ -54,8 +54,8 @@ def data(tiny_prepared, tmp_path):
 
 def run(data, out: Path, cfg: TrainConfig = CFG, base: BaseConfig = BASE, **kwargs) -> dict:
     prepared, mapped = data
-    return train(prepared, mapped, cfg, base, out / "models" / "model.pt", out / "metrics.json", out / "log.csv",
-                 out / "plots", **kwargs)
+    outputs = TrainOutputs(out / "models" / "model.pt", out / "metrics.json", out / "log.csv", out / "plots")
+    return train(prepared, mapped, cfg, base, outputs, **kwargs)
 
 
 class CountingLoss:

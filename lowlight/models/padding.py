@@ -49,14 +49,26 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
-def run_padded(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``model(x)`` for any H x W: pad to ``model.size_multiple``, run, crop back."""
+def run_padded(model: nn.Module, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    """``model(x)`` for any H x W: pad to ``model.size_multiple``, run, crop back.
+
+    A model with a global view (``uses_context``, see :mod:`lowlight.models.context`)
+    also gets ``context``: the whole image's thumbnail, computed here from ``x``
+    (before padding) unless the caller passes the one of a larger image ``x`` is
+    cut from (a training crop, an inference tile).
+    """
+    from .context import image_context, uses_context
+
     xp, (h, w) = pad_to_multiple(x, size_multiple(model))
     if _prefers_channels_last(model):
         # a model converted to channels_last runs its convolutions several times
         # faster on CPU when the input has the same layout
         xp = xp.contiguous(memory_format=torch.channels_last)
-    return model(xp)[..., :h, :w]
+    if not uses_context(model):
+        return model(xp)[..., :h, :w]
+    if context is None:
+        context = image_context(x)
+    return model(xp, context.to(device=xp.device, dtype=xp.dtype))[..., :h, :w]
 
 
 def _prefers_channels_last(model: nn.Module) -> bool:

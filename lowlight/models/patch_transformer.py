@@ -14,8 +14,11 @@ size). Two changes make it work at any image size and train on crops:
 * the image is padded to a multiple of the patch size and cropped back, by
   :func:`lowlight.models.padding.run_padded` like every other model.
 
-Folding back is a learned linear map from each token to a ``head_channels``
-feature patch (``PixelShuffle``). The head also sees the input image
+Folding back: each token is mapped linearly to ``head_channels`` features and the
+token grid is upsampled bilinearly to full resolution. (The published fold, a
+learned linear map from each token to a whole feature patch via ``PixelShuffle``,
+gives every pixel position inside a patch its own weights and prints a 10-px grid:
+``tests/test_models.py`` measures it.) The head also sees the input image
 (``head_sees_input``), because a 10 x 10 x 3 patch squeezed into one token
 loses the pixel detail the head has to put back.
 """
@@ -59,8 +62,7 @@ class PatchTransformer(nn.Module):
             for _ in range(depth))
         self.position = PositionalConv(dim)
         self.norm = nn.LayerNorm(dim)
-        self.unembed = nn.Linear(dim, head_channels * patch_size * patch_size)
-        self.fold = nn.PixelShuffle(patch_size)
+        self.unembed = nn.Linear(dim, head_channels)
         head_in = head_channels + (in_channels if head_sees_input else 0)
         self.head = nn.Sequential(nn.Conv2d(head_in, head_channels, 3, padding=1), nn.ReLU(inplace=True),
                                   nn.Conv2d(head_channels, 3, 3, padding=1))
@@ -74,7 +76,7 @@ class PatchTransformer(nn.Module):
             if i == 0:  # CPVT found positions best added after the first layer
                 tokens = self.position(tokens, grid)
         feats = self.unembed(self.norm(tokens)).transpose(1, 2).reshape(x.shape[0], -1, *grid)
-        feats = self.fold(feats)
+        feats = nn.functional.interpolate(feats, size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.head_sees_input:
             feats = torch.cat([feats, x], dim=1)
         return torch.sigmoid(self.head(feats))

@@ -1,35 +1,33 @@
-"""The default network: a compact U-Net that turns the low and histogram-mapped images into the result.
+"""The default network: a compact U-Net with a global view that turns the low and
+histogram-mapped images into the result.
 
-Histogram mapping (:mod:`lowlight.histmap`) already gets the global tone and
-colour close; what is left is mostly local: the noise the mapping amplified,
-local contrast, colour casts in shadows. The network sees the low image and the
-mapped one together (``[low, mapped]``, :func:`lowlight.train_data.stack_inputs`;
-whether the low image helps is one of the README's ablations, ``train.inputs``).
+Histogram mapping (:mod:`lowlight.histmap`) gets the tone and colour roughly
+right, but its percentiles are predicted and often off in global brightness; the
+rest is local (the noise the mapping amplified, local contrast, colour casts in
+shadows). So the network has two parts:
 
-It predicts the image itself by default. The alternative, a residual over the
-mapped image (``residual=True``: ``mapped + residual``, as DnCNN does for
-denoising: Zhang et al., "Beyond a Gaussian Denoiser", IEEE TIP 2017), must
-reproduce the mapped image's amplified noise pixel for pixel in order to cancel
-it, which a network that first folds 2 x 2 blocks into fewer channels cannot do
-well. On LOL crops (128 px, batch 8, a plain brightening standing in for the
-mapping), after 150-300 AdamW steps the batch loss L1 + (1 - SSIM) was 0.60-0.80
-with the residual, barely below the mapped image's own 0.61-0.83, and 0.27-0.47
-without it.
+* a U-Net (Ronneberger et al., MICCAI 2015) kept small for CPUs. The image is
+  first folded 2 x 2 into channels (``PixelUnshuffle``, FFDNet's reversible
+  downsampling: Zhang et al., IEEE TIP 2018) so the encoder runs at half
+  resolution; each level halves the resolution with a strided 3x3 convolution
+  and doubles the channels; the decoder *adds* the skips (cheaper than
+  concatenating). No normalisation layers: small batches, and full-image
+  inference whose statistics differ from training crops.
+* a **global branch** that sees the whole image: a small strided CNN over the
+  64 x 64 context thumbnail (:mod:`lowlight.models.context`), pooled to one
+  vector per image, which (a) scales and shifts the bottleneck features
+  (FiLM: Perez et al., AAAI 2018) and (b) sets a per-image, per-channel gain and
+  gamma applied to the output, the exposure and colour correction of IAT (Cui
+  et al., BMVC 2022) and FLW-Net. Both start as the identity (near-zero
+  last layer, small but not zero so that gradients reach the branch), so an
+  untrained branch changes almost nothing.
 
-Layout: a U-Net (Ronneberger et al., MICCAI 2015) kept small for CPUs:
-
-* the image is first folded 2 x 2 into channels (``PixelUnshuffle``, the
-  reversible downsampling of FFDNet: Zhang et al., "FFDNet: Toward a Fast and
-  Flexible Solution for CNN-Based Image Denoising", IEEE TIP 2018), so even the
-  top level runs at half resolution; the output is unfolded the same way;
-* each level halves the resolution with a strided 3x3 convolution and doubles
-  the channels; the decoder upsamples with a 1x1 convolution + ``PixelShuffle``
-  and *adds* the skip (cheaper than concatenating, same information flow);
-* no normalisation layers: small batches, and full-image inference whose
-  statistics differ from training crops;
-* the output goes through a sigmoid; with ``residual=True`` it is
-  ``mapped + residual`` clamped to [0, 1] with a straight-through gradient, so
-  pixels that overshoot are still pulled back during training.
+Upsampling cannot print a periodic pattern: every upsampling step is bilinear
+interpolation followed by a 3x3 convolution, and the last one goes back to full
+resolution before the output convolution, which also sees the full-resolution
+input. (A 1x1 convolution + ``PixelShuffle`` decoder, the earlier design, gives
+each of the four sub-pixel phases its own weights and left a visible 2/4-px grid
+on real photos; ``tests/test_models.py`` measures the grid index of every model.)
 
 ``size_multiple`` is ``unshuffle * 2 ** (levels - 1)``.
 """
@@ -39,9 +37,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "GlobalBranch"]
 
 
 def _act() -> nn.Module:
@@ -52,57 +51,90 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), _act())
 
 
+def _upsample(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
 class Up(nn.Module):
-    """Double the resolution (1x1 conv + PixelShuffle), add the skip, refine with two 3x3 convs."""
+    """Bilinear 2x upsampling + 3x3 conv, add the skip, refine with two 3x3 convs."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.up = nn.Sequential(nn.Conv2d(cin, cout * 4, 1), nn.PixelShuffle(2))
+        self.up = nn.Conv2d(cin, cout, 3, padding=1)
         self.refine = nn.Sequential(_conv(cout, cout), _conv(cout, cout))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.refine(self.up(x) + skip)
+        return self.refine(self.up(_upsample(x, skip.shape[-2:])) + skip)
+
+
+class GlobalBranch(nn.Module):
+    """Context thumbnail -> one vector per image -> FiLM of the bottleneck and an output gain/gamma."""
+
+    def __init__(self, in_channels: int, bottleneck: int, width: int = 32):
+        super().__init__()
+        self.features = nn.Sequential(
+            _conv(in_channels, width // 2, stride=2), _conv(width // 2, width, stride=2),
+            _conv(width, width, stride=2), _conv(width, width, stride=2))
+        self.mlp = nn.Sequential(nn.Linear(2 * width, width), _act())
+        self.film = nn.Linear(width, 2 * bottleneck)
+        self.tone = nn.Linear(width, 6)  # log gain and log gamma per output channel
+        for head in (self.film, self.tone):  # near zero: the branch starts close to the identity
+            nn.init.normal_(head.weight, std=1e-3)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        f = self.features(context)
+        v = self.mlp(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1))
+        scale, shift = self.film(v).chunk(2, dim=1)
+        log_gain, log_gamma = torch.tanh(self.tone(v)).chunk(2, dim=1)  # each within e^-1 .. e^1
+        return scale[..., None, None], shift[..., None, None], log_gain[..., None, None], log_gamma[..., None, None]
 
 
 class UNet(nn.Module):
-    """Compact U-Net with ``len(widths)`` levels; ``residual`` adds its output to the last 3 input channels."""
+    """Compact U-Net with ``len(widths)`` levels; ``global_branch`` adds the whole-image view."""
 
     def __init__(self, in_channels: int = 6, widths: Sequence[int] = (16, 32, 64), unshuffle: int = 2,
-                 residual: bool = False):
+                 global_branch: bool = True, head_channels: int = 8):
         super().__init__()
         widths = [int(w) for w in widths]
-        if len(widths) < 1 or min(widths) < 1 or unshuffle < 1:
-            raise ValueError(f"need at least one positive width and unshuffle >= 1 (got {widths}, {unshuffle})")
-        if residual and in_channels < 3:
-            raise ValueError("a residual U-Net needs the base image as its last 3 input channels")
-        self.residual = residual
+        if len(widths) < 1 or min(widths) < 1 or unshuffle < 1 or head_channels < 1:
+            raise ValueError(f"need at least one positive width, unshuffle >= 1 and head_channels >= 1 "
+                             f"(got {widths}, {unshuffle}, {head_channels})")
         self.size_multiple = unshuffle * 2 ** (len(widths) - 1)
-        s2 = unshuffle * unshuffle
+        self.uses_context = bool(global_branch)
         self.fold = nn.PixelUnshuffle(unshuffle)
-        self.stem = nn.Sequential(_conv(in_channels * s2, widths[0]), _conv(widths[0], widths[0]))
+        self.stem = nn.Sequential(_conv(in_channels * unshuffle * unshuffle, widths[0]), _conv(widths[0], widths[0]))
         self.down = nn.ModuleList(nn.Sequential(_conv(a, b, stride=2), _conv(b, b))
                                   for a, b in zip(widths[:-1], widths[1:]))
         self.up = nn.ModuleList(Up(b, a) for a, b in zip(widths[:-1], widths[1:]))
-        self.out = nn.Conv2d(widths[0], 3 * s2, 3, padding=1)
-        self.unfold = nn.PixelShuffle(unshuffle)
-        if residual:
-            with torch.no_grad():
-                # start close to "output = mapped image", the best guess before training
-                self.out.weight.mul_(0.1)
-                self.out.bias.zero_()
+        self.glob = GlobalBranch(in_channels, widths[-1]) if global_branch else None
+        # full resolution: the decoder's features (narrowed first: upsampling is memory-bound), upsampled,
+        # beside the input itself
+        self.narrow = nn.Conv2d(widths[0], head_channels, 1)
+        self.head = nn.Sequential(_conv(head_channels + in_channels, head_channels),
+                                  nn.Conv2d(head_channels, 3, 3, padding=1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if self.glob is not None and context is None:
+            raise ValueError("this U-Net has a global branch: pass the image context (lowlight.models.context), "
+                             "or call it through lowlight.models.padding.run_padded")
         skips = [self.stem(self.fold(x))]
         for down in self.down:
             skips.append(down(skips[-1]))
         y = skips.pop()
+        tone = None
+        if self.glob is not None:
+            scale, shift, log_gain, log_gamma = self.glob(context)
+            y = y * (1 + scale) + shift
+            tone = (log_gain, log_gamma)
         for up in reversed(self.up):
             y = up(y, skips.pop())
-        y = self.unfold(self.out(y))
-        if not self.residual:
-            return torch.sigmoid(y)
-        y = x[:, -3:] + y
-        return y + (y.clamp(0, 1) - y).detach()  # clamp; identity gradient
+        y = torch.sigmoid(self.head(torch.cat([_upsample(self.narrow(y), x.shape[-2:]), x], dim=1)))
+        if tone is None:
+            return y
+        log_gain, log_gamma = tone
+        y = torch.exp(log_gain) * y.clamp_min(1e-4).pow(torch.exp(log_gamma))
+        return y.clamp(0, 1)
 
 
 # --------------------------------------------------------------------------- variants
@@ -111,7 +143,7 @@ from . import register_model  # noqa: E402
 
 @register_model
 def unet(**kwargs) -> UNet:
-    """The default: 16-32-64 channels over three levels after a 2 x 2 fold."""
+    """The default: 16-32-64 channels over three levels after a 2 x 2 fold, with the global branch."""
     return UNet(**kwargs)
 
 
