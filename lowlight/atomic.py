@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import UserError
+
 __all__ = ["atomic_path", "atomic_dir", "write_text", "write_json", "OutputError"]
 
 
@@ -24,7 +26,7 @@ def _umask() -> int:
     return mask
 
 
-class OutputError(OSError):
+class OutputError(UserError, OSError):
     """An output that cannot be written; the message names the path."""
 
 

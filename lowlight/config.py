@@ -21,7 +21,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from .errors import short_repr
+from .errors import UserError, short_repr
 
 __all__ = [
     "ConfigError",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A params file or mapping that does not fit the typed config."""
 
 
@@ -261,12 +261,6 @@ class _ParamsLoader(yaml.SafeLoader):
                     raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {short_repr(key)}; YAML "
                                       "would take the last one silently and DVC refuses the file: keep one")
         return super().construct_mapping(node, deep=deep)
-
-
-def _type_name(tp) -> str:
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    return getattr(tp, "__name__", str(tp))
 
 
 def _check_value(key: str, value: Any, tp, meta: Mapping[str, Any]) -> Any:

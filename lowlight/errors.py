@@ -1,7 +1,12 @@
-"""Errors a user can fix (bad params, bad files, unwritable outputs) and how stages report them.
+"""The error contract: :class:`UserError` is every error a person can fix, and how it is reported.
 
-Stages and the command line catch these and print one clear line instead of a
-traceback; anything else is a bug and keeps its traceback.
+Bad params, bad or missing files, unwritable outputs, a missing GPU: each is a
+``UserError`` subclass whose message names the file or key and the fix. The
+command line and the stages (:func:`report_user_errors`) turn any ``UserError``
+into one line on stderr and exit code 2; anything else is a bug and keeps its
+traceback. (``lowlight enhance`` exits 1 when some photos of a batch failed and
+says which.) This module imports nothing from the package, so every module can
+derive its errors from it.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import reprlib
 import sys
 from typing import Any
 
-__all__ = ["DataError", "user_errors", "report_user_errors", "short_repr"]
+__all__ = ["UserError", "DataError", "user_errors", "report_user_errors", "one_line", "short_repr"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
@@ -30,7 +35,11 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-class DataError(ValueError):
+class UserError(Exception):
+    """An error a person can fix; ``str()`` names the file or key and says what to do."""
+
+
+class DataError(UserError, ValueError):
     """A dataset that cannot be used; the message lists every offending file."""
 
     def __init__(self, problems: list[str] | str, header: str = "bad input data"):
@@ -40,12 +49,16 @@ class DataError(ValueError):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    from .atomic import OutputError
-    from .config import ConfigError
-    from .imageio import ImageError
-    from .tracking import TrackingError
+    """What to catch as a person's error (kept for callers written before :class:`UserError`)."""
+    return (UserError,)
 
-    return (ConfigError, ImageError, OutputError, TrackingError, DataError)
+
+def one_line(exc: UserError) -> str:
+    """The command line's message: a data error with one problem is that problem alone (it names
+    the file); stages print the whole message, whose header names the params key."""
+    if isinstance(exc, DataError) and len(exc.problems) == 1:
+        return exc.problems[0]
+    return str(exc)
 
 
 def report_user_errors(name: str):
@@ -56,7 +69,7 @@ def report_user_errors(name: str):
         def inner(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except user_errors() as exc:
+            except UserError as exc:
                 print(f"{name}: error: {exc}", file=sys.stderr)
                 sys.exit(2)
 

@@ -43,6 +43,7 @@ import numpy as np
 from .errors import DataError
 from .histogram import LUMA_WEIGHTS
 from .imageio import is_image_file, read_rgb
+from .pairs import natural_key
 
 if TYPE_CHECKING:  # pandas is imported lazily: `import lowlight.evaluation` stays cheap
     import pandas as pd
@@ -210,11 +211,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def natural_key(stem: str):
-    """Sort '2' before '10' (LOL's numbering) and keep other names in text order."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", stem) if t]
 
 
 def _pmap(fn: Callable, items: Sequence, workers: int | None) -> list:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .atomic import atomic_path
+from .errors import UserError
 
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
            "output_format", "read_rgb", "write_image", "LoadedImage", "load_image", "from_pil", "to_pil",
@@ -54,7 +55,7 @@ decoding: a photo this size needs about 2 GB to enhance. Pillow's decompression-
 _STILL_WITH_FRAMES = {"MPO"}
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An input image that cannot be used; ``str()`` names the file and the problem."""
 
     def __init__(self, path: str | os.PathLike, problem: str):

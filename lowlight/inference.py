@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .config import HistmapConfig, from_dict
+from .errors import UserError
 from .imageio import MAX_PIXELS, too_large
 
 __all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "check_strength", "resolve_device",
@@ -37,7 +38,7 @@ STRENGTH_MAX = 1.5
 """Above 1 the enhancement is extrapolated (brighter still); past 1.5 highlights clip badly."""
 
 
-class EnhanceError(ValueError):
+class EnhanceError(UserError, ValueError):
     """A setting or file for enhancing that the person can fix (device, weights, strength);
     the command line prints it as one line."""
 

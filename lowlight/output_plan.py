@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
 from .imageio import READ_EXTENSIONS, ImageError, output_format
 
 __all__ = ["Job", "Plan", "PlanError", "plan_outputs", "compare_name"]
@@ -32,7 +33,7 @@ __all__ = ["Job", "Plan", "PlanError", "plan_outputs", "compare_name"]
 _MAGIC = set("*?[")
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """The output locations themselves are unusable (``-o`` is a file, say): a usage error."""
 
 

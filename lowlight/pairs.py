@@ -11,6 +11,7 @@ Low and high images of a pair share the stem. ``mapped`` folders written by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,14 @@ import numpy as np
 
 from .imageio import ImageError, read_rgb
 
-__all__ = ["SPLITS", "Pair", "list_pairs", "load_pairs", "read_groups"]
+__all__ = ["SPLITS", "Pair", "natural_key", "list_pairs", "load_pairs", "read_groups"]
 
 SPLITS = ("train", "val", "test")
+
+
+def natural_key(stem: str):
+    """Sort '2' before '10' (LOL's numbering) and keep other names in text order."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", stem) if t]
 
 
 @dataclass(frozen=True)

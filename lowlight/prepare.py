@@ -91,7 +91,7 @@ from .config import DataConfig
 from .degrade import Degradation, apply_degradation, sample_degradation
 from .errors import DataError
 from .imageio import IMAGE_EXTENSIONS, ImageError, read_rgb
-from .pairs import SPLITS
+from .pairs import SPLITS, natural_key
 
 __all__ = ["DEMO_PHOTOS", "MANIFEST_COLUMNS", "prepare", "split_groups", "demo_photo_paths", "heldout_photos"]
 
@@ -119,10 +119,6 @@ _MAX_LINK_DEPTH = 8
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _natural_key(s: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
 
 
 def _stable_int(text: str) -> int:
@@ -257,7 +253,7 @@ def _list_images(folder: Path, root: Path, problems: list[str], ignored: list[st
         return {}
     found: dict[str, _File | None] = {}
     seen: dict[str, Path] = {}  # every image-named entry, good or bad
-    entries = sorted(folder.iterdir(), key=lambda p: _natural_key(p.name))
+    entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
     for p in entries:
         if p.name.startswith("."):
             continue  # .DS_Store and friends
@@ -331,7 +327,7 @@ def split_groups(sizes: dict[str, int], val_fraction: float, test_fraction: floa
     within ``fraction * total`` pairs (each takes at least its smallest
     remaining group when its fraction is > 0); train keeps the rest.
     """
-    keys = sorted(sizes, key=_natural_key)
+    keys = sorted(sizes, key=natural_key)
     wanted = [s for s, f in (("val", val_fraction), ("test", test_fraction)) if f > 0]
     if len(keys) < len(wanted) + 1:
         raise DataError(f"{len(keys)} group(s) of photos cannot fill train, {', '.join(wanted)} with at least "
@@ -373,11 +369,11 @@ def _group_by_content(groups: dict[str, str], pixels: dict[str, str]) -> dict[st
         return g
 
     first_with: dict[str, str] = {}
-    for item in sorted(groups, key=_natural_key):
+    for item in sorted(groups, key=natural_key):
         g = find(groups[item])
         h = pixels[item]
         if h in first_with:
-            a, b = sorted((find(first_with[h]), g), key=_natural_key)
+            a, b = sorted((find(first_with[h]), g), key=natural_key)
             parent[b] = a
         else:
             first_with[h] = g
@@ -447,7 +443,7 @@ def _write_all(jobs: list[_Job], out: Path, cfg: DataConfig, seed: int, workers:
             for kind in ("low", "high"):
                 (tmp / split / kind).mkdir(parents=True)
         rows = [r for rs in _pmap(lambda j: _write_job(j, tmp, cfg, seed), jobs, workers, "write") for r in rs]
-        rows.sort(key=lambda r: (SPLITS.index(r["split"]), _natural_key(r["stem"])))
+        rows.sort(key=lambda r: (SPLITS.index(r["split"]), natural_key(r["stem"])))
         with open(tmp / "manifest.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
             writer.writeheader()
@@ -480,7 +476,7 @@ def heldout_photos(paths: Sequence[Path], n: int) -> list[Path]:
     if not 0 <= n <= len(paths):
         raise ValueError(f"cannot hold out {n} of {len(paths)} photos")
     chosen = sorted(paths, key=lambda p: (hashlib.sha256(Path(p).name.encode()).hexdigest(), str(p)))[:n]
-    return sorted(chosen, key=lambda p: _natural_key(Path(p).name))
+    return sorted(chosen, key=lambda p: natural_key(Path(p).name))
 
 
 def _extra_clean_jobs(cfg: DataConfig, primary: list[_Job], workers: int) -> tuple[list[_Job], list[str], dict]:
@@ -535,7 +531,7 @@ def _identity_jobs(jobs: list[_Job], fraction: float, seed: int) -> tuple[list[_
     if wanted == 0:
         return [], []
     distinct: dict[str, _Job] = {}
-    for j in sorted(train, key=lambda j: _natural_key(j.stems[0])):
+    for j in sorted(train, key=lambda j: natural_key(j.stems[0])):
         distinct.setdefault(j.pixels, j)
     # a hash per stem rather than a permutation: adding a photo changes no other photo's chance
     picked = sorted(distinct.values(), key=lambda j: _stable_int(f"identity:{seed}:{j.stems[0]}"))[:wanted]
@@ -633,7 +629,7 @@ def _pair_files(root: Path, part: str, problems: list[str], ignored: list[str]) 
     if not low or not high:
         return []
     pairs = []
-    for stem in sorted(set(low) | set(high), key=_natural_key):
+    for stem in sorted(set(low) | set(high), key=natural_key):
         if stem not in high:
             problems.append(f"{_listed(low[stem], root / part / 'low', stem)}: low image without a high image "
                             f"(expected {root / part / 'high' / stem}.<ext>)")

@@ -28,12 +28,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .errors import UserError
+
 __all__ = ["repo_root", "tracking_uri", "pipeline_run", "TrackingError", "Tracker", "NullTracker"]
 
 log = logging.getLogger(__name__)
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used; the message names its URI and how to run without it."""
 
 
