@@ -23,9 +23,8 @@ evaluation scripts). Here every number is defined once:
 
 Checked against the figures for unprocessed LOL low vs. high (``tests/test_evaluation.py``).
 
-:func:`run_evaluation` is the ``evaluate`` stage's library function: it runs every
-method on one split of the prepared dataset and writes metrics, a per-image CSV,
-pictures and a markdown table.
+The ``evaluate`` stage (``stages/evaluate.py``) runs every method on one split with
+these functions and writes the metrics, a per-image CSV, pictures and a table.
 """
 
 from __future__ import annotations
@@ -33,10 +32,9 @@ from __future__ import annotations
 import math
 import os
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -48,10 +46,8 @@ from .pairs import natural_key
 if TYPE_CHECKING:  # pandas is imported lazily: `import lowlight.evaluation` stays cheap
     import pandas as pd
 
-    from .config import EvaluateConfig
-
 __all__ = ["PSNR_CAP", "METRICS", "GREY_WEIGHTS", "SSIM_WINDOW", "psnr", "ssim", "grey_mean", "gt_mean",
-           "score_pair", "score_images", "summarize", "evaluate_dirs", "run_evaluation", "default_workers",
+           "score_pair", "score_images", "summarize", "evaluate_dirs", "default_workers", "pmap", "METHOD_NAME",
            "natural_key"]
 
 PSNR_CAP = 100.0
@@ -61,7 +57,7 @@ METRICS = ("psnr", "ssim", "psnr_gt_mean", "ssim_gt_mean")
 GREY_WEIGHTS = LUMA_WEIGHTS  # ITU-R BT.601 luma, as in the GT-mean scripts
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11  # what scikit-image derives from sigma 1.5 (truncate 3.5 -> radius 5)
-_METHOD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+METHOD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 # --------------------------------------------------------------------------- one pair
@@ -213,7 +209,7 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _pmap(fn: Callable, items: Sequence, workers: int | None) -> list:
+def pmap(fn: Callable, items: Sequence, workers: int | None) -> list:
     workers = default_workers() if workers is None else max(1, int(workers))
     workers = min(workers, len(items)) or 1
     if workers == 1:
@@ -251,7 +247,7 @@ def score_images(preds: Mapping[str, np.ndarray], refs: Mapping[str, np.ndarray]
         raise DataError(problems, header="cannot score these images")
     if not stems:
         raise DataError(["no images to score"], header="cannot score these images")
-    rows = _pmap(lambda k: score_pair(preds[k], refs[k]), stems, workers)
+    rows = pmap(lambda k: score_pair(preds[k], refs[k]), stems, workers)
     return _frame(stems, rows)
 
 
@@ -330,100 +326,5 @@ def evaluate_dirs(pred_dir: str | Path, ref_dir: str | Path,
             raise DataError([f"{preds[k]}: size differs from its reference {refs[k]}"])
         return score_pair(pred, ref)
 
-    df = _frame(stems, _pmap(one, stems, workers))
+    df = _frame(stems, pmap(one, stems, workers))
     return df, summarize(df)
-
-
-# --------------------------------------------------------------------------- the stage
-
-
-def _pick_split(data_root: Path) -> tuple[str, list]:
-    from .pairs import list_pairs
-
-    test = list_pairs(data_root, "test")
-    if test:
-        return "test", test
-    val = list_pairs(data_root, "val")
-    if val:
-        return "val", val
-    raise DataError([f"{data_root}: the test and val splits are both empty"], header="nothing to evaluate")
-
-
-def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
-                   cfg: "EvaluateConfig", metrics_json: str | Path, per_image_csv: str | Path,
-                   plots_dir: str | Path, table_md: str | Path | None = None,
-                   workers: int | None = None, progress: bool = False) -> dict:
-    """Run every method on the test split (``val`` when test is empty) and score it.
-
-    ``methods`` maps a name (lower-case identifier, used in column names) to a
-    function low uint8 RGB -> enhanced uint8 RGB of the same shape. Writes
-
-    * ``metrics_json``: ``{"split", "n_images", "methods": {name: {psnr, ssim,
-      psnr_gt_mean, ssim_gt_mean, seconds_per_image}}}`` (means over images);
-    * ``per_image_csv``: one row per image, columns ``stem``, then
-      ``<metric>_<method>`` for each metric and method;
-    * ``plots_dir``: ``comparison.png`` (low | each method | reference, for
-      ``cfg.examples`` images) and ``psnr_per_image.png``;
-    * ``table_md`` (optional): the results as a markdown table.
-
-    Returns the dict written to ``metrics_json``.
-    """
-    from . import report
-    from .atomic import atomic_path, write_json, write_text
-
-    data_root = Path(data_root)
-    bad = [n for n in methods if not _METHOD_NAME.match(n)]
-    if bad:
-        raise ValueError(f"method names must be lower-case identifiers (they name CSV columns): {bad}")
-    if not methods:
-        raise ValueError("no methods to evaluate")
-    split, pairs = _pick_split(data_root)
-    names = list(methods)
-    n_examples = min(cfg.examples, len(pairs))
-    rows: list[dict[str, float]] = []
-    seconds = {n: 0.0 for n in names}
-    examples: list[report.Example] = []
-
-    iterator: Iterable = pairs
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(pairs, desc=f"evaluate ({split})", unit="img")
-    for i, pair in enumerate(iterator):
-        low, ref = read_rgb(pair.low), read_rgb(pair.high)
-        outputs: dict[str, np.ndarray] = {}
-        for name in names:
-            t0 = time.perf_counter()
-            out = methods[name](low)
-            seconds[name] += time.perf_counter() - t0
-            if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != low.shape:
-                got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-                raise ValueError(f"method {name!r} must return uint8 {low.shape} for {pair.low}, got {got}")
-            outputs[name] = out
-        # the methods' outputs of one image are scored in parallel (SSIM dominates the cost)
-        scores = _pmap(lambda n: score_pair(outputs[n], ref), names, workers)
-        row: dict = {"stem": pair.stem}
-        for metric in METRICS:
-            for name, s in zip(names, scores):
-                row[f"{metric}_{name}"] = s[metric]
-        rows.append(row)
-        if i < n_examples:
-            examples.append(report.Example(pair.stem, low, ref, outputs,
-                                           {n: s["psnr"] for n, s in zip(names, scores)}))
-
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    n = len(df)
-    result = {"split": split, "n_images": n, "methods": {
-        name: {**{m: float(df[f"{m}_{name}"].mean()) for m in METRICS},
-               "seconds_per_image": seconds[name] / n}
-        for name in names}}
-
-    with atomic_path(per_image_csv) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6f")
-    write_json(metrics_json, result)
-    report.write_plots(plots_dir, examples, df, names, split)
-    if table_md is not None:
-        write_text(table_md, report.markdown_table(result, dataset=str(data_root)))
-    return result

@@ -32,22 +32,14 @@ chroma ratios; its target percentiles are the luma-weighted sum of the channel
 percentiles (exact when the three channels are comonotone). On LOL it keeps the dark
 shots' colour casts and amplifies their chroma noise.
 
-Measured on LOL (the prepare stage's val split, 97 pairs; mean PSNR of the mapped images,
-with the references' true percentiles / with the default quantile model's predictions):
-interp 25.45 / 20.25 dB; kde (6 levels, trapezoid) 25.01 / 20.16; kde with equal weights
-23.81 / 19.60; interp with the classic lookup 25.02 / 20.04; equal-weight kde with the
-classic lookup (the published recipe, bandwidth fixed) 23.48 / 19.39; interp on
-luminance 20.20 / 17.19. Unprocessed: 8.14 dB.
+The measured choices (interp vs kde, weights, lookup, rgb vs luminance) are in the README,
+"Histogram-branch choices"; each run's figures in ``metrics/histmap.json``.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import numpy as np
 
-from .atomic import atomic_dir, write_json
 from .config import HistmapConfig
 from .histogram import LEVELS, LUMA_WEIGHTS, pil_view
 
@@ -61,7 +53,6 @@ __all__ = [
     "match_lut",
     "map_to_histogram",
     "map_image",
-    "map_dataset",
 ]
 
 _LEVEL_VALUES = np.arange(LEVELS, dtype=np.float64)
@@ -267,72 +258,3 @@ def _map_luminance(low: np.ndarray, q: np.ndarray, cfg: HistmapConfig) -> np.nda
     np.rint(rgb, out=rgb)
     np.clip(rgb, 0, 255, out=rgb)
     return rgb.astype(np.uint8)
-
-
-# --------------------------------------------------------------------------- the stage
-
-
-def map_dataset(data_root: str | Path, model_path: str | Path, cfg: HistmapConfig, out_dir: str | Path,
-                metrics_json: str | Path, train_predictions: str | Path | None = None) -> dict:
-    """Map every split's low images with the quantile model's percentiles.
-
-    Training images are mapped with ``train_predictions`` when given: the quantile
-    stage's out-of-fold predictions (:func:`lowlight.quantiles.cross_fit`), so the
-    network trains on mappings as wrong as the ones it gets at test time.
-    Writes ``out_dir/<split>/<stem>.png`` for every split (built whole, then swapped in)
-    and, for every split, the PSNR/SSIM of the mapped images against the references,
-    plus (val and test) the PSNR the same mapping reaches with the references' *true*
-    percentiles (how much is left to gain in the predictor) into ``metrics_json``.
-    """
-    from .evaluation import psnr, ssim  # lazily: written alongside this module
-    from .errors import DataError
-    from .imageio import read_rgb, write_image
-    from .pairs import SPLITS, list_pairs
-    from .histogram import percentiles as true_percentiles
-    from .quantiles import QuantileModel
-
-    data_root = Path(data_root)
-    model = QuantileModel.load(model_path)
-    splits = {s: list_pairs(data_root, s) for s in SPLITS}
-    if not any(splits.values()):
-        raise DataError([f"{data_root}: no pairs in any of {', '.join(SPLITS)} (run the prepare stage)"])
-    oof = {}
-    if train_predictions is not None:
-        from .quantiles import read_predictions
-
-        oof = read_predictions(train_predictions, len(model.levels))
-        missing = [p.stem for p in splits["train"] if p.stem not in oof]
-        if missing:
-            raise DataError([f"{train_predictions}: no predictions for training image(s) {', '.join(missing[:5])}"
-                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                             + " (rerun the quantiles stage)"])
-    metrics: dict = {"method": cfg.method, "space": cfg.space, "train_cross_fitted": bool(oof)}
-    map_seconds, mapped_images = 0.0, 0
-    with atomic_dir(out_dir) as tmp:
-        for split, pairs in splits.items():
-            (tmp / split).mkdir()
-            scored = bool(pairs)
-            psnrs, ssims, oracle = [], [], []
-            for pair in pairs:
-                low = read_rgb(pair.low)
-                pred = oof[pair.stem] if split == "train" and oof else model.predict([low])[0]
-                t0 = time.perf_counter()
-                mapped = map_image(low, pred, cfg)
-                map_seconds += time.perf_counter() - t0
-                mapped_images += 1
-                write_image(tmp / split / f"{pair.stem}.png", mapped)
-                if scored:
-                    high = read_rgb(pair.high)
-                    psnrs.append(psnr(mapped, high))
-                    ssims.append(ssim(mapped, high))
-                    if split != "train":
-                        oracle.append(psnr(map_image(low, true_percentiles([high])[0], cfg), high))
-            metrics[f"{split}_images"] = len(pairs)
-            if scored:
-                metrics[f"{split}_psnr"] = float(np.mean(psnrs))
-                metrics[f"{split}_ssim"] = float(np.mean(ssims))
-                if oracle:
-                    metrics[f"{split}_psnr_true_percentiles"] = float(np.mean(oracle))
-    metrics["map_ms_per_image"] = 1000.0 * map_seconds / max(mapped_images, 1)
-    write_json(metrics_json, metrics)
-    return metrics

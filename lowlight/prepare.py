@@ -73,24 +73,22 @@ import glob
 import hashlib
 import io
 import os
-import re
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from .atomic import atomic_dir
 from .config import DataConfig
+from .dataset_files import DatasetFile, default_workers, inspect_all, list_images, progress_map
 from .degrade import Degradation, apply_degradation, sample_degradation
 from .errors import DataError
-from .imageio import IMAGE_EXTENSIONS, ImageError, read_rgb
+from .imageio import read_rgb
 from .pairs import SPLITS, natural_key
 
 __all__ = ["DEMO_PHOTOS", "MANIFEST_COLUMNS", "prepare", "split_groups", "demo_photo_paths", "heldout_photos"]
@@ -114,8 +112,6 @@ DEMO_PHOTOS: tuple[tuple[str, str, str], ...] = (
 
 # zlib level 1: about 4x faster than Pillow's default 6 on 600x400 photos for ~12% larger files
 PNG_COMPRESS_LEVEL = 1
-_LINK_TEXT_MAX_BYTES = 1024
-_MAX_LINK_DEPTH = 8
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -127,27 +123,6 @@ def _stable_int(text: str) -> int:
 
 def _rng(seed: int, tag: str) -> np.random.Generator:
     return np.random.default_rng([seed, _stable_int(tag)])
-
-
-def _default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def _pmap(fn: Callable, items: Sequence, workers: int, desc: str) -> list:
-    """Ordered parallel map with a progress bar; Pillow and zlib release the GIL."""
-    with tqdm(total=len(items), desc=desc, unit="img", dynamic_ncols=True) as bar:
-        if workers <= 1 or len(items) <= 1:
-            out = []
-            for x in items:
-                out.append(fn(x))
-                bar.update()
-            return out
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            out = []
-            for r in pool.map(fn, items):
-                out.append(r)
-                bar.update()
-            return out
 
 
 def _encode_png(rgb: np.ndarray) -> bytes:
@@ -164,156 +139,6 @@ def _fit(rgb: np.ndarray, max_size: int) -> np.ndarray:
     s = max_size / max(h, w)
     size = (max(1, round(w * s)), max(1, round(h * s)))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
-
-
-# --------------------------------------------------------------------------- reading sources
-
-
-class _Bad(Exception):
-    """One problem with one file; collected, never raised to the caller."""
-
-
-@dataclass(frozen=True)
-class _File:
-    path: Path  # as listed in the dataset
-    real: Path  # after following links
-    rel: str  # for the manifest
-    linked: bool = False
-    link_text: bool = False  # a symbolic link stored as a small text file
-
-
-@dataclass(frozen=True)
-class _Info:
-    height: int
-    width: int
-    pixels: str  # sha256 of the decoded pixels
-
-
-def _link_text(path: Path) -> str | None:
-    """The target named by a 'symlink stored as text' file, else None."""
-    try:
-        if not path.is_file() or path.stat().st_size > _LINK_TEXT_MAX_BYTES:
-            return None
-        text = path.read_bytes().decode("utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not text or "\n" in text or "\x00" in text or Path(text).suffix.lower() not in IMAGE_EXTENSIONS:
-        return None
-    return text
-
-
-def _inside(path: Path, root_real: Path) -> bool:
-    return path == root_real or path.is_relative_to(root_real)
-
-
-def _resolve(path: Path, root_real: Path, depth: int = 0) -> tuple[Path, bool, bool]:
-    """Follow symbolic links and link-text files; refuse any that leave the dataset folder."""
-    linked = text = False
-    here = path
-    if path.is_symlink():
-        linked = True
-        real = Path(os.path.realpath(path))
-        if not _inside(real, root_real):
-            raise _Bad(f"{path}: symbolic link leads outside the dataset folder {root_real} (to {real}); "
-                       "copy the file into the dataset instead")
-        if not real.exists():
-            raise _Bad(f"{path}: broken symbolic link (to {os.readlink(path)})")
-        here = real
-    target = _link_text(here)
-    if target is None:
-        return here, linked, text
-    if depth >= _MAX_LINK_DEPTH:
-        raise _Bad(f"{path}: more than {_MAX_LINK_DEPTH} links in a chain")
-    nxt = here.parent / target
-    if not _inside(Path(os.path.realpath(nxt)), root_real):
-        raise _Bad(f"{path}: is a link file naming {target!r}, which leads outside the dataset folder "
-                   f"{root_real}; copy the file into the dataset instead")
-    if not nxt.exists():
-        raise _Bad(f"{path}: is not an image but the text {target!r} (a symbolic link stored as a text "
-                   "file?), and that file does not exist")
-    real, _, _ = _resolve(nxt, root_real, depth + 1)
-    return real, True, True
-
-
-def _list_images(folder: Path, root: Path, problems: list[str], ignored: list[str],
-                 what: str) -> dict[str, _File | None]:
-    """Image files directly inside ``folder`` by stem; problems are appended, not raised.
-
-    A stem whose file has a problem maps to None, so it is not also reported as unpaired.
-    """
-    if not folder.is_dir():
-        problems.append(f"{folder}: {what} folder is missing" if not folder.exists()
-                        else f"{folder}: {what} should be a folder")
-        return {}
-    root_real = Path(os.path.realpath(root))
-    folder_real = Path(os.path.realpath(folder))
-    if not _inside(folder_real, root_real):  # e.g. our485/high linked to a folder elsewhere
-        problems.append(f"{folder}: {what} folder is a symbolic link that leads outside the dataset folder "
-                        f"{root_real} (to {folder_real}); copy the images into the dataset instead")
-        return {}
-    found: dict[str, _File | None] = {}
-    seen: dict[str, Path] = {}  # every image-named entry, good or bad
-    entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
-    for p in entries:
-        if p.name.startswith("."):
-            continue  # .DS_Store and friends
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            if not p.is_dir():
-                ignored.append(str(p))
-            continue
-        if p.stem in seen:
-            problems.append(f"{p}: same stem as {seen[p.stem]}; pairs are matched by stem, rename one of them")
-            continue
-        seen[p.stem] = p
-        found[p.stem] = None
-        try:
-            real, linked, text = _resolve(p, root_real)
-        except _Bad as exc:
-            problems.append(str(exc))
-            continue
-        if real.is_dir():
-            problems.append(f"{p}: is a folder, not an image")
-            continue
-        found[p.stem] = _File(path=p, real=real, rel=os.path.relpath(p, root), linked=linked, link_text=text)
-    if not seen:
-        problems.append(f"{folder}: no images in this {what} folder (looked for "
-                        f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return found
-
-
-def _is_16bit(path: Path) -> bool:
-    """Pillow decodes 16-bit RGB PNG/TIFF to 8-bit 'RGB' silently; its raw mode still tells."""
-    with Image.open(path) as im:
-        for tile in im.tile:
-            args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
-            if any(isinstance(a, str) and re.search(r";(16|48)", a) for a in args):
-                return True
-    return False
-
-
-def _inspect(f: _File) -> _Info | str:
-    """Decode once: size and pixel hash, or the problem as a one-line message."""
-    try:
-        rgb = read_rgb(f.real)
-        if _is_16bit(f.real):
-            raise ImageError(f.real, "16-bit image; only 8-bit RGB is accepted here (convert it to 8-bit "
-                                     "RGB first, e.g. Image.open(p).convert('RGB'))")
-    except ImageError as exc:
-        msg = str(exc)
-        return msg if f.real == f.path else f"{f.path} (link to {f.real}): {exc.problem}"
-    except OSError as exc:  # e.g. permission denied
-        return f"{f.path}: cannot read ({exc.strerror or exc})"
-    return _Info(rgb.shape[0], rgb.shape[1], hashlib.sha256(rgb.tobytes()).hexdigest())
-
-
-def _inspect_all(files: Sequence[_File], workers: int, problems: list[str]) -> dict[Path, _Info]:
-    infos = {}
-    for f, r in zip(files, _pmap(_inspect, files, workers, "check")):
-        if isinstance(r, str):
-            problems.append(r)
-        else:
-            infos[f.path] = r
-    return infos
 
 
 # --------------------------------------------------------------------------- splitting
@@ -389,9 +214,9 @@ class _Job:
 
     split: str
     group: str
-    high: _File
+    high: DatasetFile
     stems: list[str]  # output stems (one per darkened version, or the LOL stem)
-    low: _File | None = None  # real pairs only
+    low: DatasetFile | None = None  # real pairs only
     pixels: str = ""  # sha256 of the decoded source high image: leak checks, distinct identity pairs
     identity: bool = False  # write the high image as its own low image (sized as the pair it copies)
 
@@ -442,7 +267,7 @@ def _write_all(jobs: list[_Job], out: Path, cfg: DataConfig, seed: int, workers:
         for split in SPLITS:
             for kind in ("low", "high"):
                 (tmp / split / kind).mkdir(parents=True)
-        rows = [r for rs in _pmap(lambda j: _write_job(j, tmp, cfg, seed), jobs, workers, "write") for r in rs]
+        rows = [r for rs in progress_map(lambda j: _write_job(j, tmp, cfg, seed), jobs, workers, "write") for r in rs]
         rows.sort(key=lambda r: (SPLITS.index(r["split"]), natural_key(r["stem"])))
         with open(tmp / "manifest.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
@@ -486,8 +311,8 @@ def _extra_clean_jobs(cfg: DataConfig, primary: list[_Job], workers: int) -> tup
     root = Path(cfg.extra_clean_path)
     header = f"data.extra_clean_path ({root}): cannot use these photos"
     problems: list[str] = []
-    files = [f for f in _list_images(root, root, problems, [], "clean photo").values() if f is not None]
-    infos = _inspect_all(files, workers, problems)
+    files = [f for f in list_images(root, root, problems, [], "clean photo").values() if f is not None]
+    infos = inspect_all(files, workers, problems)
     if problems:
         raise DataError(problems, header=header)
     if cfg.extra_clean_holdout >= len(files):
@@ -570,7 +395,7 @@ def demo_photo_paths() -> list[tuple[str, Path, str]]:
     return out
 
 
-def _clean_photos(cfg: DataConfig, problems: list[str], ignored: list[str]) -> list[tuple[str, _File]]:
+def _clean_photos(cfg: DataConfig, problems: list[str], ignored: list[str]) -> list[tuple[str, DatasetFile]]:
     """``(group, file)`` of the well-lit photos of the demo or clean_folder source."""
     if cfg.source == "demo":
         photos = []
@@ -579,10 +404,10 @@ def _clean_photos(cfg: DataConfig, problems: list[str], ignored: list[str]) -> l
                 problems.append(f"{path}: demo photo {name} is missing; install the pinned scikit-image and "
                                 "scikit-learn (requirements.txt)")
                 continue
-            photos.append((group, _File(path=path, real=path, rel=name)))
+            photos.append((group, DatasetFile(path=path, real=path, rel=name)))
         return photos
     root = Path(cfg.path)
-    files = _list_images(root, root, problems, ignored, "clean photo")
+    files = list_images(root, root, problems, ignored, "clean photo")
     return [(stem, f) for stem, f in files.items() if f is not None]
 
 
@@ -590,7 +415,7 @@ def _prepare_synthetic(cfg: DataConfig, seed: int, out: Path, workers: int) -> d
     problems: list[str] = []
     ignored: list[str] = []
     photos = _clean_photos(cfg, problems, ignored)
-    infos = _inspect_all([f for _, f in photos], workers, problems)
+    infos = inspect_all([f for _, f in photos], workers, problems)
     if problems:
         raise DataError(problems, header=f"data.source {cfg.source}: cannot use these photos")
     stems = {f.path.stem for _, f in photos}
@@ -619,13 +444,13 @@ def _prepare_synthetic(cfg: DataConfig, seed: int, out: Path, workers: int) -> d
                     **counts)
 
 
-def _listed(f: _File | None, folder: Path, stem: str) -> str:
+def _listed(f: DatasetFile | None, folder: Path, stem: str) -> str:
     return str(f.path) if f is not None else str(next(folder.glob(f"{glob.escape(stem)}.*"), folder / stem))
 
 
-def _pair_files(root: Path, part: str, problems: list[str], ignored: list[str]) -> list[tuple[str, _File, _File]]:
-    low = _list_images(root / part / "low", root, problems, ignored, f"{part} low")
-    high = _list_images(root / part / "high", root, problems, ignored, f"{part} high")
+def _pair_files(root: Path, part: str, problems: list[str], ignored: list[str]) -> list[tuple[str, DatasetFile, DatasetFile]]:
+    low = list_images(root / part / "low", root, problems, ignored, f"{part} low")
+    high = list_images(root / part / "high", root, problems, ignored, f"{part} high")
     if not low or not high:
         return []
     pairs = []
@@ -652,7 +477,7 @@ def _prepare_lol(cfg: DataConfig, seed: int, out: Path, workers: int) -> dict:
     test_pairs = _pair_files(root, "eval15", problems, ignored) if has_eval else []
     all_pairs = train_pairs + test_pairs
     files = [f for _, lo, hi in all_pairs for f in (lo, hi)]
-    infos = _inspect_all(files, workers, problems)
+    infos = inspect_all(files, workers, problems)
     for _, lo, hi in all_pairs:
         a, b = infos.get(lo.path), infos.get(hi.path)
         if a and b and (a.height, a.width) != (b.height, b.width):
@@ -712,7 +537,7 @@ def prepare(cfg: DataConfig, seed: int, out: str | Path, workers: int | None = N
     is written and a previous ``out`` is left as it was.
     """
     out = Path(out)
-    workers = _default_workers() if workers is None else max(1, workers)
+    workers = default_workers() if workers is None else max(1, workers)
     start = time.perf_counter()
     if cfg.extra_clean_path and not Path(cfg.extra_clean_path).is_dir():  # before the slow checks of the source
         raise DataError(f"{cfg.extra_clean_path}: data.extra_clean_path folder is missing"

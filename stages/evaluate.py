@@ -1,16 +1,34 @@
 """Stage `evaluate`: score identity, classical baselines, histogram mapping and the full
-pipeline on the test split (val when test is empty) and write metrics, pictures and a table."""
+pipeline on the test split (val when test is empty) and write metrics, pictures and a table.
+
+Every number comes from lowlight.evaluation (uint8 PSNR, SSIM, GT-mean columns named apart);
+the pictures and the table from lowlight.report.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
+from typing import Callable, Iterable, Mapping
 
+# this checkout's lowlight, not an installed one: `dvc exp run --temp` and queued experiments run a copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from lowlight import report
+from lowlight.atomic import atomic_path, write_json, write_text
 from lowlight.baselines import baselines
-from lowlight.config import flatten, load_params
+from lowlight.config import EvaluateConfig, flatten, load_params
+from lowlight.errors import DataError, report_user_errors
+from lowlight.evaluation import METHOD_NAME, METRICS, pmap, score_pair
+from lowlight.imageio import read_rgb
 from lowlight.inference import Enhancer
-from lowlight.errors import report_user_errors
-from lowlight.evaluation import run_evaluation
+from lowlight.pairs import list_pairs
 from lowlight.tracking import pipeline_run
 
 
@@ -25,6 +43,88 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--plots", type=Path, required=True, help="folder for the PNGs")
     ap.add_argument("--table", type=Path, help="markdown table of the means (for the README)")
     return ap.parse_args(argv)
+
+
+def pick_split(data_root: Path) -> tuple[str, list]:
+    """The test split, or val when test is empty (LOL without eval15)."""
+    test = list_pairs(data_root, "test")
+    if test:
+        return "test", test
+    val = list_pairs(data_root, "val")
+    if val:
+        return "val", val
+    raise DataError([f"{data_root}: the test and val splits are both empty"], header="nothing to evaluate")
+
+
+def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                   cfg: EvaluateConfig, metrics_json: str | Path, per_image_csv: str | Path,
+                   plots_dir: str | Path, table_md: str | Path | None = None,
+                   workers: int | None = None, progress: bool = False) -> dict:
+    """Run every method on the test split (``val`` when test is empty) and score it.
+
+    ``methods`` maps a name (lower-case identifier, used in column names) to a
+    function low uint8 RGB -> enhanced uint8 RGB of the same shape. Writes
+
+    * ``metrics_json``: ``{"split", "n_images", "methods": {name: {psnr, ssim,
+      psnr_gt_mean, ssim_gt_mean, seconds_per_image}}}`` (means over images);
+    * ``per_image_csv``: one row per image, columns ``stem``, then
+      ``<metric>_<method>`` for each metric and method;
+    * ``plots_dir``: ``comparison.png`` (low | each method | reference, for
+      ``cfg.examples`` images) and ``psnr_per_image.png``;
+    * ``table_md`` (optional): the results as a markdown table.
+
+    Returns the dict written to ``metrics_json``.
+    """
+    data_root = Path(data_root)
+    bad = [n for n in methods if not METHOD_NAME.match(n)]
+    if bad:
+        raise ValueError(f"method names must be lower-case identifiers (they name CSV columns): {bad}")
+    if not methods:
+        raise ValueError("no methods to evaluate")
+    split, pairs = pick_split(data_root)
+    names = list(methods)
+    n_examples = min(cfg.examples, len(pairs))
+    rows: list[dict[str, float]] = []
+    seconds = {n: 0.0 for n in names}
+    examples: list[report.Example] = []
+
+    iterator: Iterable = tqdm(pairs, desc=f"evaluate ({split})", unit="img", disable=not progress)
+    for i, pair in enumerate(iterator):
+        low, ref = read_rgb(pair.low), read_rgb(pair.high)
+        outputs: dict[str, np.ndarray] = {}
+        for name in names:
+            t0 = time.perf_counter()
+            out = methods[name](low)
+            seconds[name] += time.perf_counter() - t0
+            if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != low.shape:
+                got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+                raise ValueError(f"method {name!r} must return uint8 {low.shape} for {pair.low}, got {got}")
+            outputs[name] = out
+        # the methods' outputs of one image are scored in parallel (SSIM dominates the cost)
+        scores = pmap(lambda n: score_pair(outputs[n], ref), names, workers)
+        row: dict = {"stem": pair.stem}
+        for metric in METRICS:
+            for name, s in zip(names, scores):
+                row[f"{metric}_{name}"] = s[metric]
+        rows.append(row)
+        if i < n_examples:
+            examples.append(report.Example(pair.stem, low, ref, outputs,
+                                           {n: s["psnr"] for n, s in zip(names, scores)}))
+
+    df = pd.DataFrame(rows)
+    n = len(df)
+    result = {"split": split, "n_images": n, "methods": {
+        name: {**{m: float(df[f"{m}_{name}"].mean()) for m in METRICS},
+               "seconds_per_image": seconds[name] / n}
+        for name in names}}
+
+    with atomic_path(per_image_csv) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6f")
+    write_json(metrics_json, result)
+    report.write_plots(plots_dir, examples, df, names, split)
+    if table_md is not None:
+        write_text(table_md, report.markdown_table(result, dataset=str(data_root)))
+    return result
 
 
 @report_user_errors("evaluate")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+# this checkout's lowlight, not an installed one: `dvc exp run --temp` and queued experiments run a copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.config import load_params
 from lowlight.errors import report_user_errors

@@ -1,40 +1,153 @@
 """DVC stage ``quantiles``: fit the XGBoost model that predicts the well-lit image's
-percentiles from the dark image (see lowlight.quantiles)."""
+percentiles from the dark image (lowlight.quantiles), score it on ``val``, and write the
+out-of-fold predictions of the training images that ``histmap`` maps them with.
+
+Outputs: the model (``.ubj``), ``metrics`` (MAE in 8-bit levels: train in-sample, train
+out-of-fold, val, per channel and per percentile; fit and prediction times), the
+out-of-fold CSV (``--oof``) and two plots (``predictions.png``, ``mae.png``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
+
+# this checkout's lowlight, not an installed one: `dvc exp run --temp` and queued experiments run a copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lowlight.atomic import write_json
 from lowlight.config import flatten, load_params
-from lowlight.errors import report_user_errors
-from lowlight.quantiles import train_quantile_model
+from lowlight.errors import DataError, report_user_errors
+from lowlight.pairs import load_pairs, read_groups
+from lowlight.plotting import plt, save_figure
+from lowlight.quantiles import QuantileModel, cross_fit, features, targets, write_predictions
 from lowlight.tracking import pipeline_run
 
 
-@report_user_errors("quantiles")
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--data", type=Path, required=True, help="prepared dataset root")
     ap.add_argument("--model", type=Path, required=True, help="XGBoost model to write (.ubj)")
-    ap.add_argument("--metrics", type=Path, required=True, help="validation MAE (JSON)")
+    ap.add_argument("--metrics", type=Path, required=True, help="MAE and timings (JSON)")
     ap.add_argument("--plots", type=Path, required=True, help="folder for the PNGs")
     ap.add_argument("--oof", type=Path, required=True,
                     help="out-of-fold percentile predictions of the training images (CSV; histmap maps train with them)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def mae_metrics(pred: np.ndarray, true: np.ndarray, levels: np.ndarray, prefix: str) -> dict:
+    err = np.abs(pred - true)  # (N, 3, K) in 8-bit levels
+    out = {f"{prefix}_mae": float(err.mean())}
+    for c, name in enumerate("rgb"):
+        out[f"{prefix}_mae_{name}"] = float(err[:, c].mean())
+    for k, p in enumerate(levels):
+        out[f"{prefix}_mae_p{int(p):03d}"] = float(err[..., k].mean())
+    return out
+
+
+def plot_examples(stems, pred, true, levels, path: Path, examples: int) -> None:
+    n = min(examples, len(stems))
+    if n == 0:
+        return
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= n:
+            ax.axis("off")
+            continue
+        for c, colour in enumerate(("tab:red", "tab:green", "tab:blue")):
+            ax.plot(levels, true[i, c], color=colour, lw=1.5, label="true" if c == 0 else None)
+            ax.plot(levels, pred[i, c], color=colour, lw=1.2, ls="--", label="predicted" if c == 0 else None)
+        ax.set_title(f"{stems[i]}  MAE {np.abs(pred[i] - true[i]).mean():.1f}", fontsize=9)
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("8-bit level")
+        ax.set_ylim(0, 255)
+        if i == 0:
+            ax.legend(fontsize=8)
+    fig.suptitle("Validation: predicted (dashed) vs true percentiles of the well-lit image")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_mae(metrics: dict, levels: np.ndarray, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for split, label in (("train", "train (in-sample)"), ("train_oof", "train (out-of-fold)"), ("val", "val")):
+        vals = [metrics.get(f"{split}_mae_p{int(p):03d}") for p in levels]
+        if all(v is not None for v in vals):
+            ax.plot(levels, vals, marker="o", ms=3, label=label)
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("MAE (8-bit levels)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def predict_ms(model: QuantileModel, image: np.ndarray) -> float:
+    """Best of 5 (a busy machine inflates single timings), after a warm-up call."""
+    model.predict([image])
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        model.predict([image])
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * min(times)
+
+
+def fit_and_score(args: argparse.Namespace, p) -> dict:
+    cfg, seed, threads = p.quantiles, p.base.seed, p.base.threads
+    stems, lows, highs = load_pairs(args.data, "train")
+    if not lows:
+        raise DataError([f"{args.data / 'train'}: no training pairs (run the prepare stage)"])
+    x, y = features(lows, cfg), targets(highs)
+    model = QuantileModel(cfg).fit_arrays(x, y, seed=seed, threads=threads)
+    model.save(args.model)
+    metrics: dict = {"train_images": len(lows), "fit_seconds": model.fit_seconds}
+    metrics.update(mae_metrics(model.predict_features(x), y, model.levels, "train"))
+
+    if cfg.cross_fit_folds:
+        groups = read_groups(args.data, "train")
+        t0 = time.perf_counter()
+        oof = cross_fit(x, y, [groups[s] for s in stems], cfg, cfg.cross_fit_folds, seed, threads)
+        metrics["cross_fit_seconds"] = time.perf_counter() - t0
+        metrics.update(mae_metrics(oof, y, model.levels, "train_oof"))
+    else:  # off: the in-sample predictions, so histmap reads one kind of file either way
+        oof = model.predict_features(x)
+    write_predictions(args.oof, stems, oof, model.levels)
+
+    val_stems, val_lows, val_highs = load_pairs(args.data, "val")
+    metrics["val_images"] = len(val_lows)
+    args.plots.mkdir(parents=True, exist_ok=True)
+    if val_lows:
+        metrics["predict_ms_one_image"] = predict_ms(model, val_lows[0])
+        pred, true = model.predict(val_lows), targets(val_highs)
+        metrics.update(mae_metrics(pred, true, model.levels, "val"))
+        plot_examples(val_stems, pred, true, model.levels, args.plots / "predictions.png", cfg.examples)
+    plot_mae(metrics, model.levels, args.plots / "mae.png")
+    write_json(args.metrics, metrics)
+    return metrics
+
+
+@report_user_errors("quantiles")
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     p = load_params(args.params)
-    params = {**flatten(p.base, "base"), **flatten(p.quantiles, "quantiles")}
+    params = {"base.seed": p.base.seed, "base.threads": p.base.threads, **flatten(p.quantiles, "quantiles")}
     with pipeline_run("quantiles", params=params, experiment=p.base.experiment) as tracker:
-        m = train_quantile_model(args.data, p.quantiles, p.base.seed, p.base.threads, args.model, args.metrics,
-                                 args.plots, oof_csv=args.oof)
+        m = fit_and_score(args, p)
         tracker.log_metrics(m, prefix="quantiles.")
         for path in (args.model, args.metrics, args.plots):
             tracker.log_artifact(path)
     val = f"val MAE {m['val_mae']:.2f} levels" if "val_mae" in m else "no val split"
     oof = f", out-of-fold MAE {m['train_oof_mae']:.2f}" if "train_oof_mae" in m else ""
-    print(f"quantiles: {m['objective']}/{m['strategy']} on {m['train_images']} images in {m['fit_seconds']:.1f} s; "
-          f"train MAE {m['train_mae']:.2f}{oof}, {val} -> {args.model}")
+    print(f"quantiles: {p.quantiles.objective}/{p.quantiles.strategy} on {m['train_images']} images in "
+          f"{m['fit_seconds']:.1f} s; train MAE {m['train_mae']:.2f}{oof}, {val} -> {args.model}")
+    return m
 
 
 if __name__ == "__main__":

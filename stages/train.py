@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
+
+# this checkout's lowlight, not an installed one: `dvc exp run --temp` and queued experiments run a copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.config import flatten, load_params, to_dict
 from lowlight.errors import report_user_errors

@@ -67,6 +67,16 @@ def tiny_prepared(tmp_path) -> Path:
     return write_prepared(tmp_path / "prepared")
 
 
+def load_stage(name: str):
+    """The stage script ``stages/<name>.py`` as a module (its ``main(argv)`` is the stage)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def lol_root() -> Path | None:
     root = SHARED / "LOL"
     return root if (root / "our485" / "low").is_dir() else None

@@ -81,8 +81,37 @@ def test_stage_deps_cover_its_code(stage):
 
 
 @pytest.mark.parametrize("stage", sorted(DVC))
+def test_stage_deps_are_only_its_code(stage):
+    """No extra code deps: editing a module a stage does not run must not rerun it."""
+    spec = DVC[stage]
+    code = closure(REPO / spec["cmd"].split()[1])
+    extra = [d for d in spec["deps"] if d.startswith("lowlight/") and d != "lowlight/weights"
+             and not any(f == REPO / d or REPO / d in f.parents for f in code)]
+    assert not extra, f"{stage}: runs none of these, drop them from its deps in dvc.yaml: {extra}"
+
+
+@pytest.mark.parametrize("stage", sorted(DVC))
 def test_stage_params_exist(stage):
     sections = {f for f in Params.__dataclass_fields__}
     for p in DVC[stage].get("params", []):
         key = p if isinstance(p, str) else next(iter(p))
         assert key.split(".")[0] in sections, f"{stage}: unknown params key {key}"
+
+
+@pytest.mark.parametrize("stage", sorted(DVC))
+def test_stage_scripts_import_their_own_checkout(stage, tmp_path):
+    """`dvc exp run --temp` and queued experiments run in a copy of the repo; with the package
+    installed in editable mode, a plain `import lowlight` would run the workspace's code instead."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(REPO / "stages", copy / "stages")
+    shutil.copytree(REPO / "lowlight", copy / "lowlight", ignore=shutil.ignore_patterns("weights", "__pycache__"))
+    init = copy / "lowlight" / "__init__.py"
+    init.write_text(init.read_text() + "\nprint('lowlight from', __file__)\n")
+    proc = subprocess.run([sys.executable, str(copy / "stages" / f"{stage}.py"), "--help"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"lowlight from {copy / 'lowlight' / '__init__.py'}" in proc.stdout

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from lowlight.config import ConfigError, EdaConfig, from_dict
-from lowlight.eda import correlation_matrix, run_eda
-from lowlight.errors import DataError
+from lowlight.eda import correlation_matrix, correlation_summary
 
 from conftest import REPO
 
@@ -66,30 +65,39 @@ def test_run_eda_outputs(tiny_prepared, tmp_path):
 
 
 def test_threshold_fraction_counts_percentile_pairs():
-    from lowlight.eda import _summary
 
     corr = np.array([[0.9, 0.6, np.nan], [0.59, -0.7, 0.61], [0.1, 0.2, 1.0]])
-    s = _summary(corr, 0.6)
+    s = correlation_summary(corr, 0.6)
     assert s["frac_ge_threshold"] == pytest.approx(4 / 9)  # 0.9, 0.6, 0.61, 1.0; NaN counts as below
     assert s["undefined"] == 1 and s["max"] == 1.0
     assert s["diag_mean"] == pytest.approx((0.9 - 0.7 + 1.0) / 3)
 
 
-def test_run_eda_needs_two_pairs(tmp_path):
+def test_run_eda_needs_two_pairs(tmp_path, capsys):
     from conftest import write_prepared
 
     root = write_prepared(tmp_path / "one", counts={"train": 1})
-    with pytest.raises(DataError, match="at least 2"):
+    with pytest.raises(SystemExit) as exc:
         run_eda(root, EdaConfig(), tmp_path / "p.csv", tmp_path / "e.json", tmp_path / "plots")
+    assert exc.value.code == 2 and "at least 2" in capsys.readouterr().err
 
 
 def _stage(name):
-    import importlib.util
+    from conftest import load_stage
 
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_stage(name)
+
+
+def run_eda(data, cfg, csv, metrics, plots):
+    """The eda stage on ``data`` with ``cfg`` (written to a params file)."""
+    import yaml
+
+    params = metrics.parent / "eda_params.yaml"
+    params.parent.mkdir(parents=True, exist_ok=True)
+    params.write_text(yaml.safe_dump({"eda": {"percentile_step": cfg.percentile_step, "examples": cfg.examples,
+                                              "corr_threshold": cfg.corr_threshold}}))
+    return _stage("eda").main(["--params", str(params), "--data", str(data), "--percentiles", str(csv),
+                               "--metrics", str(metrics), "--plots", str(plots)])
 
 
 def _dvc_args(name):
@@ -119,7 +127,7 @@ def test_stage_scripts_run_in_order(tiny_prepared, tmp_path, monkeypatch, capsys
     out = capsys.readouterr().out
     assert "eda:" in out and "quantiles:" in out and "histmap: kde/rgb" in out
     hm = _strict_json(tmp_path / "metrics" / "histmap.json")
-    assert hm["method"] == "kde" and math.isfinite(hm["val_psnr"])
+    assert math.isfinite(hm["val_psnr"]) and math.isfinite(hm["train_psnr"]) and hm["train_cross_fitted"] == 1
     assert len(list((tmp_path / "data" / "mapped" / "train").glob("*.png"))) == 6
     assert (tmp_path / "data" / "eda" / "percentiles.csv").is_file()
     assert (tmp_path / "plots" / "quantiles" / "predictions.png").is_file()

@@ -14,9 +14,11 @@ from PIL import Image
 from lowlight.baselines import baselines
 from lowlight.config import EvaluateConfig
 from lowlight.errors import DataError
-from lowlight.evaluation import METRICS, evaluate_dirs, run_evaluation
+from lowlight.evaluation import METRICS, evaluate_dirs
 
-from conftest import REPO, write_prepared
+from conftest import REPO, load_stage, write_prepared
+
+run_evaluation = load_stage("evaluate").run_evaluation  # the stage's own scoring loop
 
 
 def _brighten(low: np.ndarray) -> np.ndarray:

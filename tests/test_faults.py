@@ -129,7 +129,7 @@ def world(tmp_path_factory) -> Path:
 
     from lowlight.checkpoint import save_checkpoint
     from lowlight.config import HistmapConfig, QuantilesConfig, to_dict
-    from lowlight.histmap import map_dataset
+    from conftest import load_stage
     from lowlight.models import build_model
     from lowlight.pairs import load_pairs
     from lowlight.quantiles import QuantileModel
@@ -141,8 +141,10 @@ def world(tmp_path_factory) -> Path:
     _, lows, highs = load_pairs(prepared, "train")
     QuantileModel(QuantilesConfig(n_estimators=5, grid=0)).fit(lows, highs, threads=1).save(
         root / "models" / "quantiles.ubj")
-    map_dataset(prepared, root / "models" / "quantiles.ubj", HistmapConfig(), root / "data" / "mapped",
-                root / "metrics" / "histmap.json")
+    (root / "defaults.yaml").write_text("{}\n")
+    load_stage("histmap").main(["--params", str(root / "defaults.yaml"), "--data", str(prepared), "--model",
+                                str(root / "models" / "quantiles.ubj"), "--out", str(root / "data" / "mapped"),
+                                "--metrics", str(root / "metrics" / "histmap.json")])
     torch.manual_seed(0)
     net = build_model("unet_small", in_channels=6, widths=[8, 16])
     save_checkpoint(root / "models" / "model.pt", net, "low+mapped", params={"histmap": to_dict(HistmapConfig())})

@@ -10,9 +10,10 @@ from scipy.stats import gaussian_kde
 
 from conftest import darken, synthetic_photo
 from lowlight.config import HistmapConfig, QuantilesConfig
-from lowlight.histmap import (interp_pdf, kde_density, kde_factor, kde_pdf, map_dataset, map_image,
+from lowlight.histmap import (interp_pdf, kde_density, kde_factor, kde_pdf, map_image,
                               map_to_histogram, match_lut, percentile_weights, target_pdf)
 from lowlight.histogram import LUMA_WEIGHTS, channel_counts, luma, percentiles
+from lowlight.quantiles import QuantileModel
 
 LEVELS = np.arange(256.0)
 CONFIGS = [HistmapConfig(method="interp"), HistmapConfig(method="kde", bandwidth=6.0),
@@ -209,32 +210,54 @@ def test_luminance_mode_keeps_chroma_ratios(photo):
 # --------------------------------------------------------------------------- the stage function
 
 
+def _histmap_stage(data, model, out, metrics, train_predictions=None):
+    from conftest import load_stage
+
+    (out.parent / "params.yaml").write_text("{}\n")  # every setting at its default
+    argv = ["--params", str(out.parent / "params.yaml"), "--data", str(data), "--model", str(model), "--out", str(out),
+            "--metrics", str(metrics)]
+    if train_predictions is not None:
+        argv += ["--train-predictions", str(train_predictions)]
+    return load_stage("histmap").main(argv)
+
+
 @pytest.mark.slow
-def test_map_dataset_end_to_end(tiny_prepared, tmp_path):
-    pytest.importorskip("lowlight.evaluation")
-    from lowlight.pairs import SPLITS, list_pairs
-    from lowlight.quantiles import train_quantile_model
+def test_histmap_stage_end_to_end(tiny_prepared, tmp_path):
+    from lowlight.pairs import SPLITS, list_pairs, load_pairs
+    from lowlight.quantiles import targets, write_predictions
 
     cfg = QuantilesConfig(n_estimators=10, grid=2)
-    model = tmp_path / "q.ubj"
-    train_quantile_model(tiny_prepared, cfg, 0, 1, model, tmp_path / "q.json", tmp_path / "qplots")
+    stems, lows, highs = load_pairs(tiny_prepared, "train")
+    model = QuantileModel(cfg).fit(lows, highs, threads=1)
+    model.save(tmp_path / "q.ubj")
+    # stand-in out-of-fold predictions: the true percentiles, so the train mapping is near perfect
+    write_predictions(tmp_path / "oof.csv", stems, targets(highs), model.levels)
     out = tmp_path / "mapped"
-    m = map_dataset(tiny_prepared, model, HistmapConfig(), out, tmp_path / "histmap.json")
+    m = _histmap_stage(tiny_prepared, tmp_path / "q.ubj", out, tmp_path / "histmap.json", tmp_path / "oof.csv")
     for split in SPLITS:
-        stems = sorted(p.stem for p in list_pairs(tiny_prepared, split))
-        assert sorted(p.stem for p in (out / split).glob("*.png")) == stems
+        stems_ = sorted(p.stem for p in list_pairs(tiny_prepared, split))
+        assert sorted(p.stem for p in (out / split).glob("*.png")) == stems_
     for split in ("val", "test"):
         assert 0 < m[f"{split}_psnr"] < 60 and -1 <= m[f"{split}_ssim"] <= 1
         assert m[f"{split}_psnr_true_percentiles"] > 0
+    assert m["train_cross_fitted"] == 1 and m["train_psnr"] > m["val_psnr"]
     assert json.loads((tmp_path / "histmap.json").read_text()) == m
 
 
-def test_map_dataset_names_a_missing_model(tiny_prepared, tmp_path):
-    from lowlight.errors import DataError
-
-    with pytest.raises(DataError, match="nope.ubj"):
-        map_dataset(tiny_prepared, tmp_path / "nope.ubj", HistmapConfig(), tmp_path / "m", tmp_path / "m.json")
+def test_histmap_stage_names_a_missing_model_and_missing_predictions(tiny_prepared, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _histmap_stage(tiny_prepared, tmp_path / "nope.ubj", tmp_path / "m", tmp_path / "m.json")
+    assert exc.value.code == 2 and "nope.ubj" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+    from lowlight.pairs import load_pairs
+    from lowlight.quantiles import targets, write_predictions
+
+    stems, lows, highs = load_pairs(tiny_prepared, "train")
+    QuantileModel(QuantilesConfig(n_estimators=5)).fit(lows, highs, threads=1).save(tmp_path / "q.ubj")
+    write_predictions(tmp_path / "oof.csv", stems[:2], targets(highs[:2]), np.arange(0, 101, 5))
+    with pytest.raises(SystemExit):
+        _histmap_stage(tiny_prepared, tmp_path / "q.ubj", tmp_path / "m", tmp_path / "m.json", tmp_path / "oof.csv")
+    assert "no predictions for training image" in capsys.readouterr().err and not (tmp_path / "m").exists()
 
 
 @pytest.mark.lol

@@ -88,6 +88,38 @@ def test_param_change_reruns_only_downstream(reproduced):
     run([str(BIN / "dvc"), "repro"], repo)
 
 
+def _stale(repo: Path) -> set[str]:
+    """Stages `dvc status` says would rerun."""
+    out = json.loads(run([str(BIN / "dvc"), "status", "--json"], repo).stdout or "{}")
+    return set(out)
+
+
+@pytest.mark.parametrize("edit, stale", [
+    ("lowlight/report.py", {"evaluate"}),  # the table renderer: the network is not retrained
+    ("lowlight/models/unet.py", {"train", "evaluate"}),  # the network: the quantile model is not refitted
+    ("lowlight/quantiles.py", {"quantiles", "histmap", "evaluate"}),  # downstream ones follow once it reruns
+    ("params:base.experiment", set()),  # the MLflow experiment's name changes no output
+    ("params:train.lr", {"train"}),
+    ("params:base.threads", {"quantiles", "train"}),
+])
+def test_an_edit_reruns_exactly_what_it_changes(reproduced, edit, stale):
+    repo, _ = reproduced
+    if edit.startswith("params:"):
+        section, key = edit[len("params:"):].split(".")
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params[section][key] = {"experiment": "renamed", "lr": 0.0123, "threads": 3}[key]
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        restore = ["params.yaml"]
+    else:
+        (repo / edit).write_text((repo / edit).read_text() + "\n# an edit\n")
+        restore = [edit]
+    try:
+        assert _stale(repo) == stale
+    finally:
+        run(["git", "checkout", *restore], repo)
+    assert _stale(repo) == set()
+
+
 def test_exp_run_set_param_and_show(reproduced):
     repo, _ = reproduced
     run(["git", "add", "-A"], repo)

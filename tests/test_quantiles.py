@@ -11,7 +11,7 @@ from conftest import darken, synthetic_photo
 from lowlight.config import ConfigError, QuantilesConfig, from_dict
 from lowlight.errors import DataError
 from lowlight.quantiles import (QuantileModel, _decode, _merge_single_target, feature_names, features,
-                                image_features, targets, train_quantile_model)
+                                image_features, targets)
 
 
 def _pairs(n=8, size=(24, 32)):
@@ -186,25 +186,58 @@ def test_unfitted_model_refuses_to_predict(photo):
 # --------------------------------------------------------------------------- the stage function
 
 
+def _quantiles_stage(data, tmp_path, cfg: dict):
+    import yaml
+
+    from conftest import load_stage
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"base": {"seed": 0, "threads": 1}, "quantiles": cfg}))
+    return load_stage("quantiles").main([
+        "--params", str(tmp_path / "params.yaml"), "--data", str(data), "--model", str(tmp_path / "m" / "q.ubj"),
+        "--metrics", str(tmp_path / "q.json"), "--plots", str(tmp_path / "plots"), "--oof", str(tmp_path / "oof.csv")])
+
+
 @pytest.mark.slow
-def test_train_quantile_model_end_to_end(tiny_prepared, tmp_path):
-    cfg = QuantilesConfig(n_estimators=10, examples=2)
-    m = train_quantile_model(tiny_prepared, cfg, seed=0, threads=0, model_path=tmp_path / "m" / "q.ubj",
-                             metrics_json=tmp_path / "q.json", plots_dir=tmp_path / "plots")
+def test_quantiles_stage_end_to_end(tiny_prepared, tmp_path):
+    from lowlight.quantiles import read_predictions
+
+    m = _quantiles_stage(tiny_prepared, tmp_path, {"n_estimators": 10, "examples": 2, "cross_fit_folds": 3})
     assert (tmp_path / "m" / "q.ubj").is_file()
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {"predictions.png", "mae.png"}
     saved = json.loads((tmp_path / "q.json").read_text())
     assert saved == m
+    assert all(isinstance(v, (int, float)) for v in m.values())  # numbers only: dvc exp show reads them
     assert m["train_images"] == 6 and m["val_images"] == 2
     assert 0 <= m["val_mae"] < 255 and len([k for k in m if k.startswith("val_mae_p")]) == 21
     assert m["fit_seconds"] > 0 and m["predict_ms_one_image"] > 0
+    # out-of-fold predictions are worse than in-sample ones: each image was held out of its model
+    assert m["train_oof_mae"] > m["train_mae"]
+    oof = read_predictions(tmp_path / "oof.csv", 21)
+    assert sorted(oof) == sorted(f"train{i:03d}" for i in range(6))
 
 
-def test_train_quantile_model_needs_training_pairs(tmp_path):
+def test_cross_fit_holds_out_whole_groups():
+    """An image's out-of-fold prediction comes from a model that never saw its group."""
+    from lowlight.quantiles import cross_fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3, 5)).astype(np.float32)
+    y = np.sort(rng.uniform(0, 255, size=(8, 3, 21)), axis=-1)
+    groups = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    y[0] = y[1] = 200.0  # group "a" alone is bright: no other group can teach that
+    cfg = QuantilesConfig(n_estimators=20, min_child_weight=0, subsample=1, colsample_bytree=1)
+    oof = cross_fit(x, y, groups, cfg, folds=4)
+    assert oof.shape == y.shape
+    assert oof[:2].mean() < 150  # predicted from b, c, d only
+    with pytest.raises(DataError, match="cross_fit_folds"):
+        cross_fit(x[:2], y[:2], ["a", "a"], cfg, folds=4)
+
+
+def test_quantiles_stage_needs_training_pairs(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no training pairs"):
-        train_quantile_model(tmp_path / "empty", QuantilesConfig(), 0, 1, tmp_path / "q.ubj", tmp_path / "q.json",
-                             tmp_path / "plots")
+    with pytest.raises(SystemExit) as exc:
+        _quantiles_stage(tmp_path / "empty", tmp_path, {})
+    assert exc.value.code == 2 and "no training pairs" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- crafted model files (issue 13)
@@ -381,7 +414,7 @@ def test_an_image_given_as_the_quantile_model_is_refused(tmp_path, photo):
 def test_oversized_model_file_is_refused_before_reading(tmp_path, monkeypatch):
     import lowlight.quantiles as q
 
-    monkeypatch.setattr(q, "MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr(q, "MAX_MODEL_BYTES", 1000)  # the bound QuantileModel.load reads
     big = tmp_path / "big.ubj"
     big.write_bytes(b"{" + b"\0" * 2000)
     with pytest.raises(DataError, match=r"big.ubj: .* MiB, larger than any quantile model"):
@@ -390,7 +423,7 @@ def test_oversized_model_file_is_refused_before_reading(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("variant", range(len(VARIANTS)))
 def test_ubjson_reader_matches_xgboost_json_dump(fitted, variant, tmp_path):
-    from lowlight.quantiles import _read_ubjson
+    from lowlight.quantile_file import read_ubjson as _read_ubjson
 
     ours = _read_ubjson(fitted[variant].save(tmp_path / "m.ubj").read_bytes())
     theirs = json.loads(fitted[variant].booster.save_raw("json"))
