@@ -8,6 +8,7 @@ brighter": it adds no pattern) and of the enhanced output, then the medians and
 their ratio. The issue's bar: the ratio of medians at most 1.5.
 
     python benchmarks/grid_index.py [--folder ../shared/datasets/dark] [--weights W --quantile-model Q]
+    python benchmarks/grid_index.py --outputs OUT   # score outputs made elsewhere (e.g. by an older version)
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main(argv=None) -> None:
     ap.add_argument("--folder", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "dark")
     ap.add_argument("--weights", type=Path, help="network checkpoint (default: the shipped one)")
     ap.add_argument("--quantile-model", type=Path, help="quantile model (default: the shipped one)")
+    ap.add_argument("--outputs", type=Path, help="folder of enhanced outputs named <photo stem>.png to score "
+                    "instead of running the enhancer")
     args = ap.parse_args(argv)
 
     import torch
@@ -42,8 +45,12 @@ def main(argv=None) -> None:
     from lowlight.inference import Enhancer, default_weights
 
     torch.set_flush_denormal(True)
-    q, n = default_weights()
-    enhancer = Enhancer.from_files(args.quantile_model or q, args.weights or n, device="cpu")
+    if args.outputs is None:
+        q, n = default_weights()
+        enhancer = Enhancer.from_files(args.quantile_model or q, args.weights or n, device="cpu")
+    else:
+        def enhancer(rgb, path=None):
+            return np.asarray(Image.open(args.outputs / f"{path.stem}.png").convert("RGB"))
     photos = sorted(p for p in args.folder.iterdir() if p.is_file() and is_image_file(p))
     if not photos:
         raise SystemExit(f"{args.folder}: no photos")
@@ -51,7 +58,8 @@ def main(argv=None) -> None:
     print(f"{'photo':<18} {'gamma':>7} {'enhanced':>9}")
     for p in photos:
         rgb = np.asarray(Image.open(p).convert("RGB"))
-        g, e = grid_index(gamma_brighten(rgb)), grid_index(enhancer(rgb))
+        out = enhancer(rgb) if args.outputs is None else enhancer(rgb, p)
+        g, e = grid_index(gamma_brighten(rgb)), grid_index(out)
         rows.append((g, e))
         print(f"{p.name:<18} {g:7.2f} {e:9.2f}")
     g_med, e_med = (float(np.median([r[i] for r in rows])) for i in (0, 1))

@@ -281,9 +281,13 @@ def _check_rgb(rgb: np.ndarray) -> None:
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
-    """[0, 1] floats to uint8, in place (``x`` is the caller's scratch): no full-size float copies."""
+    """[0, 1] floats to uint8, in place (``x`` is the caller's scratch): no full-size float copies.
+
+    Rounded half to even, as training's validation rounds (:func:`lowlight.train_outputs.to_uint8`),
+    so the pipeline's pixels are the ones its checkpoint was picked on.
+    """
     x *= 255.0
-    x += 0.5
+    np.rint(x, out=x)
     np.clip(x, 0, 255, out=x)
     return x.astype(np.uint8)
 

@@ -95,8 +95,9 @@ def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path
 
 def write_outputs(outputs: TrainOutputs, summary: dict[str, Any], history: list[dict[str, Any]], model: nn.Module,
                   val_data, examples: int, device: torch.device) -> None:
-    if outputs.metrics_json:
-        write_json(outputs.metrics_json, summary)
+    if outputs.metrics_json:  # numbers only: `dvc exp show` and `dvc metrics diff` read them as columns
+        write_json(outputs.metrics_json, {k: v for k, v in summary.items()
+                                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
     if outputs.log_csv:
         write_log(Path(outputs.log_csv), history)
     if outputs.plots_dir:
