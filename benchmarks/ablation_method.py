@@ -63,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "which a busy machine cannot make unequal (a time budget it can)")
     ap.add_argument("--steps-per-epoch", type=int, default=200)
     ap.add_argument("--out", type=Path, default=Path("metrics/ablation_method"))
+    ap.add_argument("--retime", action="store_true",
+                    help="measure each kept row's network time again (training measures it on a busy machine)")
     return ap.parse_args(argv)
 
 
@@ -115,6 +117,15 @@ def run_row(args, p, name: str) -> dict | None:
     return done
 
 
+def retime(out: Path, name: str) -> float:
+    from lowlight.checkpoint import load_checkpoint
+    from lowlight.train_data import input_channels
+    from lowlight.training import cpu_ms_per_image
+
+    model, meta = load_checkpoint(out / name / "model.pt")
+    return cpu_ms_per_image(model, input_channels(meta["inputs"]), repeats=7)
+
+
 def table(results: dict[str, dict], epochs: int, steps: int, batch: int) -> str:
     first = next(iter(results.values()))
     lines = [f"Equal budget: {epochs * steps} steps of {batch} crops per row ({epochs} epochs of {steps}); `val` split "
@@ -138,6 +149,8 @@ def main(argv=None) -> None:
         if r is None:
             print(f"{name}: skipped (its inputs were not given)")
             continue
+        if args.retime:
+            r["summary"]["cpu_ms_per_600x400"] = retime(args.out, name)
         results[name] = r
     text = table(results, args.epochs, args.steps_per_epoch, p.train.batch_size)
     write_text(args.out / "ablation.md", text)

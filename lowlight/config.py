@@ -168,6 +168,8 @@ class HistmapConfig:
 class TrainConfig:
     model: str = "unet"
     model_args: dict = param(default_factory=dict, help="constructor arguments of the model")
+    init: str = param("none", help="none | shipped | a checkpoint path: start from those weights (same model "
+                                   "and arguments)")
     inputs: Literal["low", "mapped", "low+mapped"] = "low+mapped"
     loss: Literal["mse_mae", "psnr_l1", "l1_ssim"] = "l1_ssim"
     lr: float = param(2e-3, gt=0, le=1)

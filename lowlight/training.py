@@ -202,10 +202,35 @@ def _build_model(cfg: TrainConfig, base: BaseConfig) -> nn.Module:
         raise ConfigError("train.model_args must not set in_channels: it follows train.inputs")
     torch.manual_seed(base.seed)
     try:
-        return build_model(cfg.model, in_channels=input_channels(cfg.inputs), **cfg.model_args)
+        model = build_model(cfg.model, in_channels=input_channels(cfg.inputs), **cfg.model_args)
     except ModelError as exc:
         key = "train.model" if cfg.model not in list_models() else "train.model_args"
         raise ConfigError(f"{key}: {exc}") from None
+    if cfg.init != "none":
+        _load_init(model, cfg)
+    return model
+
+
+def _load_init(model: nn.Module, cfg: TrainConfig) -> None:
+    """Start from a checkpoint's weights (``train.init``): fine-tuning, or continuing on other data."""
+    if cfg.init == "shipped":
+        from .inference import default_weights
+
+        path = default_weights()[1]
+    else:
+        path = Path(cfg.init)
+    try:
+        ckpt = read_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError(f"train.init: {exc}") from None
+    mine = {"model": model.model_name, "model_args": model.model_args}
+    theirs = {"model": ckpt["model"], "model_args": {"in_channels": input_channels(ckpt["inputs"]),
+                                                     **ckpt["model_args"]}}
+    if mine != theirs:
+        raise ConfigError(f"train.init: {path} holds {theirs['model']} {theirs['model_args']}, but train.model and "
+                          f"train.model_args make {mine['model']} {mine['model_args']}; set them alike or "
+                          "train.init: none")
+    model.load_state_dict(ckpt["state_dict"])
 
 
 def _build(data_root: Path, mapped_root, cfg: TrainConfig, base: BaseConfig, ranks: Ranks, device: torch.device,

@@ -343,3 +343,21 @@ def test_metrics_reach_a_real_mlflow_server(data, tmp_path, monkeypatch):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+@pytest.mark.slow
+def test_init_starts_from_a_checkpoint_and_refuses_another_model(data, tmp_path):
+    from lowlight.config import ConfigError
+
+    first = run(data, tmp_path / "first")
+    start = tmp_path / "first" / "models" / "model.pt"
+    # a learning rate too small to move any weight: the run ends where it started
+    tuned = run(data, tmp_path / "tuned", replace(CFG, init=str(start), epochs=1, lr=1e-12, ema_decay=0.0))
+    assert tuned["best_val_psnr"] == pytest.approx(first["best_val_psnr"], abs=0.05)
+    a = load_checkpoint(tmp_path / "tuned" / "models" / "model.pt")[0].state_dict()
+    b = load_checkpoint(start)[0].state_dict()
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-9) for k in b)  # lr 1e-12 moves only the last bits
+    with pytest.raises(ConfigError, match="train.init"):
+        run(data, tmp_path / "other", replace(CFG, init=str(start), model_args={"widths": [8, 8]}))
+    with pytest.raises(ConfigError, match="train.init"):
+        run(data, tmp_path / "missing", replace(CFG, init=str(tmp_path / "nope.pt")))
