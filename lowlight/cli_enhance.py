@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .helptext import plain
 from .imageio import MAX_PIXELS, ImageError
 from .output_plan import Job, plan_outputs
 
@@ -39,7 +40,7 @@ FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("enhance", help="enhance dark photos", description=__doc__,
+    p = sub.add_parser("enhance", help="enhance dark photos", description=plain(__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder")

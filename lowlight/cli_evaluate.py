@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .helptext import plain
+
 __all__ = ["add_parser", "run", "format_table"]
 
 _MAX_ROWS = 20  # above this many images only the mean is printed; --csv keeps them all
@@ -19,7 +21,7 @@ _MAX_ROWS = 20  # above this many images only the mean is printed; --csv keeps t
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score enhanced images against references (PSNR, SSIM)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pred_dir", type=Path, metavar="PRED_DIR", help="folder of enhanced images")
     p.add_argument("ref_dir", type=Path, metavar="REF_DIR", help="folder of reference images, same stems")
     p.add_argument("--csv", type=Path, help="write per-image scores here")
