@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .imageio import IMAGE_EXTENSIONS, ImageError, read_rgb
 from .pairs import natural_key
 
-__all__ = ["BadFile", "DatasetFile", "FileInfo", "default_workers", "progress_map", "list_images", "inspect_all"]
+__all__ = ["DatasetFile", "FileInfo", "default_workers", "progress_map", "list_images", "inspect_all"]
 
 _LINK_TEXT_MAX_BYTES = 1024
 _MAX_LINK_DEPTH = 8
@@ -50,7 +50,7 @@ def progress_map(fn: Callable, items: Sequence, workers: int, desc: str) -> list
             return out
 
 
-class BadFile(Exception):
+class _BadFile(Exception):
     """One problem with one file; collected, never raised to the caller."""
 
 
@@ -95,22 +95,22 @@ def _resolve(path: Path, root_real: Path, depth: int = 0) -> tuple[Path, bool, b
         linked = True
         real = Path(os.path.realpath(path))
         if not _inside(real, root_real):
-            raise BadFile(f"{path}: symbolic link leads outside the dataset folder {root_real} (to {real}); "
+            raise _BadFile(f"{path}: symbolic link leads outside the dataset folder {root_real} (to {real}); "
                        "copy the file into the dataset instead")
         if not real.exists():
-            raise BadFile(f"{path}: broken symbolic link (to {os.readlink(path)})")
+            raise _BadFile(f"{path}: broken symbolic link (to {os.readlink(path)})")
         here = real
     target = _link_text(here)
     if target is None:
         return here, linked, text
     if depth >= _MAX_LINK_DEPTH:
-        raise BadFile(f"{path}: more than {_MAX_LINK_DEPTH} links in a chain")
+        raise _BadFile(f"{path}: more than {_MAX_LINK_DEPTH} links in a chain")
     nxt = here.parent / target
     if not _inside(Path(os.path.realpath(nxt)), root_real):
-        raise BadFile(f"{path}: is a link file naming {target!r}, which leads outside the dataset folder "
+        raise _BadFile(f"{path}: is a link file naming {target!r}, which leads outside the dataset folder "
                    f"{root_real}; copy the file into the dataset instead")
     if not nxt.exists():
-        raise BadFile(f"{path}: is not an image but the text {target!r} (a symbolic link stored as a text "
+        raise _BadFile(f"{path}: is not an image but the text {target!r} (a symbolic link stored as a text "
                    "file?), and that file does not exist")
     real, _, _ = _resolve(nxt, root_real, depth + 1)
     return real, True, True
@@ -149,7 +149,7 @@ def list_images(folder: Path, root: Path, problems: list[str], ignored: list[str
         found[p.stem] = None
         try:
             real, linked, text = _resolve(p, root_real)
-        except BadFile as exc:
+        except _BadFile as exc:
             problems.append(str(exc))
             continue
         if real.is_dir():
