@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import shipped
 from .config import HistmapConfig, from_dict
 from .errors import UserError
 from .imageio import MAX_PIXELS, too_large
@@ -32,7 +33,7 @@ from .imageio import MAX_PIXELS, too_large
 __all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "check_strength", "resolve_device",
            "WEIGHTS_DIR", "STRENGTH_MAX"]
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = shipped.WEIGHTS_DIR
 
 STRENGTH_MAX = 1.5
 """Above 1 the enhancement is extrapolated (brighter still); past 1.5 highlights clip badly."""
@@ -45,7 +46,7 @@ class EnhanceError(UserError, ValueError):
 
 def default_weights() -> tuple[Path, Path]:
     """The shipped quantile model and network checkpoint (trained on LOL by this pipeline)."""
-    q, n = WEIGHTS_DIR / "quantiles.ubj", WEIGHTS_DIR / "model.pt"
+    q, n = WEIGHTS_DIR / shipped.QUANTILE_MODEL, WEIGHTS_DIR / shipped.NETWORK
     missing = [str(p) for p in (q, n) if not p.is_file()]
     if missing:
         raise EnhanceError(f"shipped weights are missing: {', '.join(missing)}; reinstall lowlight or "

@@ -214,9 +214,9 @@ def _build_model(cfg: TrainConfig, base: BaseConfig) -> nn.Module:
 def _load_init(model: nn.Module, cfg: TrainConfig) -> None:
     """Start from a checkpoint's weights (``train.init``): fine-tuning, or continuing on other data."""
     if cfg.init == "shipped":
-        from .inference import default_weights
+        from .shipped import NETWORK, WEIGHTS_DIR
 
-        path = default_weights()[1]
+        path = WEIGHTS_DIR / NETWORK  # not a dvc.yaml dep: like data.path, a path named in params
     else:
         path = Path(cfg.init)
     try:
@@ -391,6 +391,9 @@ def _one_epoch(run: Run, epoch: int) -> dict[str, Any]:
         # statistics of its own last batch; take rank 0's so every rank validates and ends the same model
         for buf in run.model.buffers():
             dist.broadcast(buf, src=0)
+        if run.ema is not None:  # its averaged buffers came from each rank's own statistics too
+            for buf in run.ema.module.buffers():
+                dist.broadcast(buf, src=0)
     if over_budget:
         run.state.stopped = "time_budget"
     return {"epoch": epoch, "train_loss": loss_sum / max(steps, 1), "lr": lr, "train_seconds": seconds,
