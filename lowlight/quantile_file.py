@@ -34,80 +34,86 @@ def read_ubjson(data: bytes, max_depth: int = 32):
     Strict where XGBoost's writer is: no duplicate keys, no typed containers of
     non-numbers, no nesting past ``max_depth``; anything else raises ValueError.
     """
-    end = len(data)
+    reader = _UbjReader(data, max_depth)
+    try:
+        out, pos = reader.value(0, 0)
+    except (IndexError, struct.error) as exc:
+        raise ValueError(f"truncated or malformed UBJSON ({exc})") from None
+    if pos != len(data):
+        raise ValueError(f"{len(data) - pos} bytes after the end of the model")
+    return out
 
-    def length(pos):
-        st = _UBJ_LENGTHS.get(data[pos])
+
+class _UbjReader:
+    """One pass over a UBJSON buffer; every method returns ``(value, next position)``."""
+
+    def __init__(self, data: bytes, max_depth: int):
+        self.data, self.end, self.max_depth = data, len(data), max_depth
+
+    def length(self, pos):
+        st = _UBJ_LENGTHS.get(self.data[pos])
         if st is None:
             raise ValueError(f"expected a length at byte {pos}")
-        n = st.unpack_from(data, pos + 1)[0]
-        if n < 0 or n > end:
+        n = st.unpack_from(self.data, pos + 1)[0]
+        if n < 0 or n > self.end:
             raise ValueError(f"bad length {n} at byte {pos}")
         return n, pos + 1 + st.size
 
-    def header(pos, depth):
-        if depth > max_depth:
-            raise ValueError(f"nested deeper than {max_depth} levels")
-        kind = count = None
+    def header(self, pos, depth):
+        if depth > self.max_depth:
+            raise ValueError(f"nested deeper than {self.max_depth} levels")
+        data, kind, count = self.data, None, None
         if data[pos] == 0x24:  # '$': typed container
             kind, pos = data[pos + 1], pos + 2
             if kind not in _UBJ_DTYPES or data[pos] != 0x23:
                 raise ValueError(f"typed container of {chr(kind)!r} at byte {pos}")
         if data[pos] == 0x23:  # '#': counted container
-            count, pos = length(pos + 1)
+            count, pos = self.length(pos + 1)
         return kind, count, pos
 
-    def text(pos):
-        n, pos = length(pos)
-        if pos + n > end:
+    def text(self, pos):
+        n, pos = self.length(pos)
+        if pos + n > self.end:
             raise ValueError(f"truncated string at byte {pos}")
-        return data[pos:pos + n].decode("utf-8"), pos + n
+        return self.data[pos:pos + n].decode("utf-8"), pos + n
 
-    def value(pos, depth):
-        marker, pos = data[pos], pos + 1
+    def value(self, pos, depth):
+        marker, pos = self.data[pos], pos + 1
         if marker == 0x7B:  # '{'
-            return obj(pos, depth + 1)
+            return self.obj(pos, depth + 1)
         if marker == 0x5B:  # '['
-            return array(pos, depth + 1)
+            return self.array(pos, depth + 1)
         if marker == 0x53:  # 'S'
-            return text(pos)
+            return self.text(pos)
         if marker in b"TFZ":
             return {0x54: True, 0x46: False, 0x5A: None}[marker], pos
         st = _UBJ_STRUCTS.get(marker)
         if st is None:
             raise ValueError(f"unknown marker {chr(marker)!r} at byte {pos - 1}")
-        return st.unpack_from(data, pos)[0], pos + st.size
+        return st.unpack_from(self.data, pos)[0], pos + st.size
 
-    def array(pos, depth):
-        kind, count, pos = header(pos, depth)
+    def array(self, pos, depth):
+        kind, count, pos = self.header(pos, depth)
         if kind is not None:
             dtype = _UBJ_DTYPES[kind]
-            return np.frombuffer(data, dtype, count=count, offset=pos), pos + count * dtype.itemsize
+            return np.frombuffer(self.data, dtype, count=count, offset=pos), pos + count * dtype.itemsize
         out = []
-        while (len(out) < count) if count is not None else data[pos] != 0x5D:  # ']'
-            item, pos = value(pos, depth)
+        while (len(out) < count) if count is not None else self.data[pos] != 0x5D:  # ']'
+            item, pos = self.value(pos, depth)
             out.append(item)
         return out, pos + (count is None)
 
-    def obj(pos, depth):
-        kind, count, pos = header(pos, depth)
+    def obj(self, pos, depth):
+        kind, count, pos = self.header(pos, depth)
         if kind is not None:
             raise ValueError(f"typed object at byte {pos}")
         out = {}
-        while (len(out) < count) if count is not None else data[pos] != 0x7D:  # '}'
-            key, pos = text(pos)
+        while (len(out) < count) if count is not None else self.data[pos] != 0x7D:  # '}'
+            key, pos = self.text(pos)
             if key in out:
                 raise ValueError(f"duplicate key {key[:40]!r}")
-            out[key], pos = value(pos, depth)
+            out[key], pos = self.value(pos, depth)
         return out, pos + (count is None)
-
-    try:
-        out, pos = value(0, 0)
-    except (IndexError, struct.error) as exc:
-        raise ValueError(f"truncated or malformed UBJSON ({exc})") from None
-    if pos != end:
-        raise ValueError(f"{end - pos} bytes after the end of the model")
-    return out
 
 
 def _no_duplicates(pairs):

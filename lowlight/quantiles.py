@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_path, write_json
+from .atomic import atomic_path
 from .config import QuantilesConfig, from_dict, to_dict
 from .errors import DataError
 from .histogram import percentile_levels

@@ -42,12 +42,9 @@ DistributedDataParallel; rank 0 alone logs and writes files.
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,22 +52,19 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from .config import BaseConfig, ConfigError, TrainConfig, to_dict
-from .devices import Ranks, amp_dtype, autocast, start_ranks
+from .config import BaseConfig, TrainConfig
+from .devices import autocast, start_ranks
 from .errors import DataError
-from .losses import build_loss
-from .models import ModelError, build_model, count_parameters, list_models
-from .models.context import uses_context
+from .models import count_parameters
 from .models.padding import run_padded, unwrap
 from .tracking import NullTracker, Tracker
-from .train_data import (CropDataset, SplitData, check_crop, contexts, fingerprint, input_channels, load_split,
-                         to_tensor)
+from .train_data import input_channels, to_tensor
 from .train_outputs import LOG_COLUMNS, TrainOutputs, to_uint8, write_log, write_outputs
+from .training_build import build
+from .training_run import LoopState, Run, cpu_ms_per_image, state_path, to_device, weights_digest
 
 __all__ = ["TrainingError", "TrainOutputs", "LoopState", "train", "state_path", "LOG_COLUMNS", "weights_digest",
            "cpu_ms_per_image", "to_uint8"]
@@ -85,196 +79,6 @@ class TrainingError(DataError):
 
     def __str__(self) -> str:
         return self.problems[0]
-
-
-@dataclass
-class LoopState:
-    """Everything that changes while training; saved whole so a run can resume."""
-
-    epoch: int = 0
-    step: int = 0
-    best_psnr: float = -math.inf
-    best_ssim: float = float("nan")
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    stopped: str = ""
-
-
-@dataclass
-class Run:
-    """What :func:`train` builds once: config, devices, model, optimiser, data, outputs."""
-
-    cfg: TrainConfig
-    base: BaseConfig
-    ranks: Ranks
-    device: torch.device
-    model: nn.Module  # the bare model (trained)
-    net: nn.Module  # what the forward pass calls (DDP / compiled wrapper of model)
-    ema: AveragedModel | None
-    optimizer: torch.optim.Optimizer
-    plateau: Any  # ReduceLROnPlateau or None
-    scaler: torch.amp.GradScaler
-    amp: torch.dtype | None
-    loss_fn: Any
-    train_data: SplitData
-    val_data: SplitData
-    dataset: CropDataset
-    sampler: DistributedSampler
-    loader: DataLoader
-    outputs: TrainOutputs
-    tracker: Tracker
-    params: dict[str, Any]
-    identity: dict[str, Any]
-    state: LoopState = field(default_factory=LoopState)
-    best_weights: dict[str, torch.Tensor] | None = None
-    resumed_from: int = 0
-
-    @property
-    def say(self):
-        return print if self.ranks.main else (lambda *a, **k: None)
-
-    @property
-    def evaluated(self) -> nn.Module:
-        """The weights that are validated and saved: the EMA when on."""
-        return self.ema.module if self.ema is not None else self.model
-
-    @property
-    def total_steps(self) -> int:
-        return self.cfg.epochs * len(self.loader)
-
-
-def state_path(checkpoint_path: str | Path) -> Path:
-    """Where the resumable training state of ``checkpoint_path`` lives (outside DVC's outputs)."""
-    p = Path(checkpoint_path)
-    return p.parent / ".train_state" / f"{p.stem}.last.pt"
-
-
-def weights_digest(model: nn.Module) -> str:
-    """SHA-256 of the weights (layout-independent): equal digests mean equal models."""
-    h = hashlib.sha256()
-    for key, t in sorted(unwrap(model).state_dict().items()):
-        h.update(key.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def cpu_ms_per_image(model: nn.Module, in_channels: int, size: tuple[int, int] = (400, 600), repeats: int = 3) -> float:
-    """Median wall time of one forward pass on CPU at ``size`` (H, W), the way inference runs it."""
-    m = copy.deepcopy(unwrap(model)).cpu().eval().to(memory_format=torch.channels_last)
-    x = torch.rand(1, in_channels, *size, generator=torch.Generator().manual_seed(0))
-    times = []
-    with torch.inference_mode():
-        run_padded(m, x)  # warm-up: oneDNN picks its kernels on the first call
-        for _ in range(repeats):
-            t = time.perf_counter()
-            run_padded(m, x)
-            times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
-
-
-def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    # uint8 crosses to the GPU (4x less traffic than float), the scaling happens there
-    return batch.to(device, non_blocking=True).float().div_(255)
-
-
-def _ema_step(decay: float):
-    """EMA update for AveragedModel whose decay ramps up with the number of updates."""
-    def update(ema_params, params, num_averaged):
-        n = float(num_averaged)
-        d = min(decay, (1 + n) / (10 + n))
-        floats = [(e, p) for e, p in zip(ema_params, params) if e.is_floating_point()]
-        if floats:
-            torch._foreach_lerp_([e for e, _ in floats], [p for _, p in floats], 1 - d)
-        for e, p in zip(ema_params, params):
-            if not e.is_floating_point():  # counters (batch norm's num_batches_tracked) follow the model
-                e.copy_(p)
-    return update
-
-
-# --------------------------------------------------------------------------- build
-
-
-def _build_model(cfg: TrainConfig, base: BaseConfig) -> nn.Module:
-    if "in_channels" in cfg.model_args:
-        raise ConfigError("train.model_args must not set in_channels: it follows train.inputs")
-    torch.manual_seed(base.seed)
-    try:
-        model = build_model(cfg.model, in_channels=input_channels(cfg.inputs), **cfg.model_args)
-    except ModelError as exc:
-        key = "train.model" if cfg.model not in list_models() else "train.model_args"
-        raise ConfigError(f"{key}: {exc}") from None
-    if cfg.init != "none":
-        _load_init(model, cfg)
-    return model
-
-
-def _load_init(model: nn.Module, cfg: TrainConfig) -> None:
-    """Start from a checkpoint's weights (``train.init``): fine-tuning, or continuing on other data."""
-    if cfg.init == "shipped":
-        from .shipped import NETWORK, WEIGHTS_DIR
-
-        path = WEIGHTS_DIR / NETWORK  # not a dvc.yaml dep: like data.path, a path named in params
-    else:
-        path = Path(cfg.init)
-    try:
-        ckpt = read_checkpoint(path)
-    except CheckpointError as exc:
-        raise ConfigError(f"train.init: {exc}") from None
-    mine = {"model": model.model_name, "model_args": model.model_args}
-    theirs = {"model": ckpt["model"], "model_args": {"in_channels": input_channels(ckpt["inputs"]),
-                                                     **ckpt["model_args"]}}
-    if mine != theirs:
-        raise ConfigError(f"train.init: {path} holds {theirs['model']} {theirs['model_args']}, but train.model and "
-                          f"train.model_args make {mine['model']} {mine['model_args']}; set them alike or "
-                          "train.init: none")
-    model.load_state_dict(ckpt["state_dict"])
-
-
-def _build(data_root: Path, mapped_root, cfg: TrainConfig, base: BaseConfig, ranks: Ranks, device: torch.device,
-           outputs: TrainOutputs, tracker: Tracker, extra_params: dict[str, Any]) -> Run:
-    model = _build_model(cfg, base)  # first: a bad train.model stops before any data is read
-    train_data = load_split(data_root, mapped_root, "train", cfg.inputs)
-    val_data = load_split(data_root, mapped_root, "val", cfg.inputs)
-    check_crop(train_data, cfg.crop_size)
-    if cfg.loss == "l1_ssim" and cfg.crop_size < 11:
-        raise ConfigError(f"train.crop_size {cfg.crop_size} is below the 11-pixel SSIM window of loss l1_ssim")
-    params = {"train": to_dict(cfg), "base": to_dict(base), **extra_params}
-    # what must be equal for a saved state to be continued (the worker count does not change results)
-    identity = {"train": {k: v for k, v in params["train"].items() if k != "num_workers"}, "seed": base.seed,
-                "world": ranks.world, "data": fingerprint(train_data, val_data), "code": _code_digest(cfg.model)}
-
-    model = model.to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    plateau = None
-    if cfg.schedule == "plateau":
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.plateau_factor,
-                                                             patience=cfg.plateau_patience)
-    ema = AveragedModel(model, multi_avg_fn=_ema_step(cfg.ema_decay), use_buffers=True) if cfg.ema_decay else None
-    amp = amp_dtype(device, cfg.amp)
-    net: nn.Module = model
-    if ranks.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
-
-    # a fixed number of crops per epoch, split between the ranks
-    per_rank = cfg.batch_size * (cfg.steps_per_epoch or math.ceil(len(train_data) / (cfg.batch_size * ranks.world)))
-    ctx = contexts(train_data.inputs) if uses_context(model) else None
-    dataset = CropDataset(train_data.inputs, train_data.targets, cfg.crop_size, per_rank * ranks.world, base.seed, ctx)
-    sampler = DistributedSampler(dataset, num_replicas=ranks.world, rank=ranks.rank, shuffle=True, seed=base.seed,
-                                 drop_last=True)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                        pin_memory=device.type == "cuda", drop_last=True)
-    return Run(cfg, base, ranks, device, model, net, ema, optimizer, plateau,
-               torch.amp.GradScaler("cuda", enabled=amp == torch.float16), amp, build_loss(cfg.loss),
-               train_data, val_data, dataset, sampler, loader, outputs, tracker, params, identity)
 
 
 # --------------------------------------------------------------------------- resume
@@ -333,7 +137,7 @@ def _set_lr(run: Run, t0: float) -> float:
 def _step(run: Run, batch, epoch: int, steps: int, t0: float) -> tuple[float, bool]:
     """One optimiser step; returns the (rank-averaged) loss and whether the time budget is spent."""
     cfg, device = run.cfg, run.device
-    x, y = _to_device(batch[0], device), _to_device(batch[1], device)
+    x, y = to_device(batch[0], device), to_device(batch[1], device)
     ctx = batch[2].to(device, non_blocking=True) if len(batch) > 2 else None
     _set_lr(run, t0)
     with autocast(device, run.amp):
@@ -411,8 +215,8 @@ def _validate(run: Run) -> dict[str, float]:
     model, data, device = run.evaluated.eval(), run.val_data, run.device
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, psnr, ssim, count
     for i in range(run.ranks.rank, len(data), run.ranks.world):
-        x = _to_device(to_tensor(data.inputs[i])[None], device)
-        y = _to_device(to_tensor(data.targets[i])[None], device)
+        x = to_device(to_tensor(data.inputs[i])[None], device)
+        y = to_device(to_tensor(data.targets[i])[None], device)
         with autocast(device, run.amp):
             pred = run_padded(model, x)
         pred8 = to_uint8(pred)
@@ -526,7 +330,7 @@ def train(data_root: str | Path, mapped_root: str | Path | None, cfg: TrainConfi
         torch.set_num_threads(base.threads)
     ranks, device = start_ranks(base.device)
     try:
-        run = _build(Path(data_root), mapped_root, cfg, base, ranks, device, outputs,
+        run = build(Path(data_root), mapped_root, cfg, base, ranks, device, outputs,
                      tracker or NullTracker(None, "", "train"), dict(extra_params or {}))
         _resume(run)
         wall_start, wall_before = time.monotonic(), run.state.wall_seconds
@@ -541,19 +345,3 @@ def train(data_root: str | Path, mapped_root: str | Path | None, cfg: TrainConfi
         torch.set_num_threads(threads)
         if ranks.owns_group:
             dist.destroy_process_group()
-
-
-def _code_digest(model_name: str) -> str:
-    """Digest of the sources that decide what a training state means (the model's file, the loop, losses, data).
-
-    A state saved before one of them changed (a new default width, say) must not be continued.
-    """
-    import inspect
-
-    from . import losses, train_data
-    from .models import model_class
-
-    h = hashlib.blake2b(digest_size=16)
-    for module in (inspect.getmodule(model_class(model_name)), losses, train_data, sys.modules[__name__]):
-        h.update(Path(inspect.getsourcefile(module)).read_bytes())
-    return h.hexdigest()

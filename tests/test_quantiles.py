@@ -381,7 +381,7 @@ def test_randomly_damaged_model_files_never_crash_the_process(crafted_results):
           f"slowest {max(r['seconds'] for r in fuzz) * 1000:.1f} ms")
 
 
-def _with_settings(model, tmp_path, **changes) -> "Path":
+def _with_settings(model, tmp_path, **changes):
     d = json.loads(model.save(tmp_path / "m.json").read_text())
     attrs = d["learner"]["attributes"]
     meta = json.loads(attrs["lowlight_quantiles"])

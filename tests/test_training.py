@@ -166,14 +166,14 @@ def test_state_from_other_params_is_not_resumed(data, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_state_from_other_code_is_not_resumed(data, tmp_path, monkeypatch):
-    import lowlight.training as training
+    import lowlight.training_build as training
 
     out = tmp_path / "run"
     monkeypatch.setitem(losses.LOSSES, "l1_ssim", CountingLoss("l1_ssim", at=7, fault="kill"))
     with pytest.raises(KeyboardInterrupt):
         run(data, out)
     monkeypatch.undo()
-    monkeypatch.setattr(training, "_code_digest", lambda name: "edited model source")
+    monkeypatch.setattr(training, "code_digest", lambda name: "edited model source")
     assert run(data, out)["resumed_from_epoch"] == 0
 
 
