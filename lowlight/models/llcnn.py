@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .registry import register_model
+
 __all__ = ["LLCNN"]
 
 
@@ -70,7 +72,6 @@ class LLCNN(nn.Module):
 
 
 # --------------------------------------------------------------------------- variants
-from . import register_model  # noqa: E402
 
 
 @register_model

@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .registry import register_model
+
 __all__ = ["PatchTransformer"]
 
 
@@ -83,7 +85,6 @@ class PatchTransformer(nn.Module):
 
 
 # --------------------------------------------------------------------------- variants
-from . import register_model  # noqa: E402
 
 
 @register_model

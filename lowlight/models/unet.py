@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import register_model
+
 __all__ = ["UNet", "GlobalBranch"]
 
 
@@ -140,7 +142,6 @@ class UNet(nn.Module):
 
 
 # --------------------------------------------------------------------------- variants
-from . import register_model  # noqa: E402
 
 
 @register_model
