@@ -68,33 +68,23 @@ files whatever the thread scheduling, and adding a photo changes no other pair.
 
 from __future__ import annotations
 
-import csv
 import glob
-import hashlib
-import io
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
-from PIL import Image
 
-from .atomic import atomic_dir
 from .config import DataConfig
-from .dataset_files import DatasetFile, default_workers, inspect_all, list_images, progress_map
-from .degrade import Degradation, apply_degradation, sample_degradation
+from .dataset_files import DatasetFile, default_workers, inspect_all, list_images
+from .extra_pairs import add_extras, heldout_photos
+from .pair_writer import MANIFEST_COLUMNS, Job, rng_for, summary, write_all
 from .errors import DataError
-from .imageio import read_rgb
-from .pairs import SPLITS, natural_key
+from .pairs import natural_key
 
 __all__ = ["DEMO_PHOTOS", "MANIFEST_COLUMNS", "prepare", "split_groups", "demo_photo_paths", "heldout_photos"]
-
-MANIFEST_COLUMNS = ("split", "stem", "group", "low_source", "high_source", "low_sha256", "high_sha256",
-                    "width", "height", "exposure", "gain_r", "gain_g", "gain_b", "kind")
+# MANIFEST_COLUMNS and heldout_photos are re-exported: the layout's and the benchmark's entry points
 
 # (group, package, path inside the package). Left out on purpose: skimage's
 # color.png (a colour chart), chessboard/logo (synthetic), hubble_deep_field
@@ -109,37 +99,6 @@ DEMO_PHOTOS: tuple[tuple[str, str, str], ...] = (
     ("china", "sklearn", "datasets/images/china.jpg"),
     ("flower", "sklearn", "datasets/images/flower.jpg"),
 )
-
-# zlib level 1: about 4x faster than Pillow's default 6 on 600x400 photos for ~12% larger files
-PNG_COMPRESS_LEVEL = 1
-
-
-# --------------------------------------------------------------------------- small helpers
-
-
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-
-
-def _rng(seed: int, tag: str) -> np.random.Generator:
-    return np.random.default_rng([seed, _stable_int(tag)])
-
-
-def _encode_png(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buf.getvalue()
-
-
-def _fit(rgb: np.ndarray, max_size: int) -> np.ndarray:
-    """Shrink (never enlarge) so the longest side is at most ``max_size``; Lanczos."""
-    h, w = rgb.shape[:2]
-    if max_size <= 0 or max(h, w) <= max_size:
-        return rgb
-    s = max_size / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
-
 
 # --------------------------------------------------------------------------- splitting
 
@@ -157,7 +116,7 @@ def split_groups(sizes: dict[str, int], val_fraction: float, test_fraction: floa
     if len(keys) < len(wanted) + 1:
         raise DataError(f"{len(keys)} group(s) of photos cannot fill train, {', '.join(wanted)} with at least "
                         "one each; add photos or set data.test_fraction: 0")
-    order = [keys[i] for i in _rng(seed, "split").permutation(len(keys))]
+    order = [keys[i] for i in rng_for(seed, "split").permutation(len(keys))]
     total = sum(sizes.values())
     assign: dict[str, str] = {}
     remaining = order
@@ -203,181 +162,6 @@ def _group_by_content(groups: dict[str, str], pixels: dict[str, str]) -> dict[st
         else:
             first_with[h] = g
     return {item: find(groups[item]) for item in groups}
-
-
-# --------------------------------------------------------------------------- writing
-
-
-@dataclass
-class _Job:
-    """Everything needed to write one source image's pairs."""
-
-    split: str
-    group: str
-    high: DatasetFile
-    stems: list[str]  # output stems (one per darkened version, or the LOL stem)
-    low: DatasetFile | None = None  # real pairs only
-    pixels: str = ""  # sha256 of the decoded source high image: leak checks, distinct identity pairs
-    identity: bool = False  # write the high image as its own low image (sized as the pair it copies)
-
-
-def _write_job(job: _Job, tmp: Path, cfg: DataConfig, seed: int) -> list[dict]:
-    high = read_rgb(job.high.real)
-    rows = []
-    if job.low is None:
-        high = _fit(high, cfg.max_size)
-    high_png = _encode_png(high)
-    high_sha = hashlib.sha256(high_png).hexdigest()
-    for stem in job.stems:
-        row = {"split": job.split, "stem": stem, "group": job.group, "high_source": job.high.rel,
-               "high_sha256": high_sha, "width": high.shape[1], "height": high.shape[0]}
-        if job.identity:
-            low_png = high_png
-            row.update(low_source=f"identity:{job.high.rel}", kind="identity",
-                       exposure="", gain_r="", gain_g="", gain_b="")
-        elif job.low is None:
-            rng = _rng(seed, f"degrade:{stem}")
-            d: Degradation = sample_degradation(cfg.degrade, rng)
-            low_png = _encode_png(apply_degradation(high, d, cfg.degrade, rng))
-            row.update(low_source=f"synthetic:{job.high.rel}", kind="synthetic", exposure=f"{d.exposure:.6g}",
-                       gain_r=f"{d.gains[0]:.6g}", gain_g=f"{d.gains[1]:.6g}", gain_b=f"{d.gains[2]:.6g}")
-        else:
-            low_png = _encode_png(read_rgb(job.low.real))
-            row.update(low_source=job.low.rel, kind="real", exposure="", gain_r="", gain_g="", gain_b="")
-        row["low_sha256"] = hashlib.sha256(low_png).hexdigest()
-        (tmp / job.split / "low" / f"{stem}.png").write_bytes(low_png)
-        (tmp / job.split / "high" / f"{stem}.png").write_bytes(high_png)
-        rows.append(row)
-    return rows
-
-
-def _write_all(jobs: list[_Job], out: Path, cfg: DataConfig, seed: int, workers: int,
-               heldout: Sequence[str] = ()) -> list[dict]:
-    first: dict[str, _Job] = {}
-    clashes = []
-    for job in jobs:
-        for stem in job.stems:
-            if first.setdefault(stem, job) is not job:
-                clashes.append(f"output stem {stem!r} is made from both {first[stem].high.path} and {job.high.path}; "
-                               "rename one of the photos")
-    if clashes:
-        raise DataError(clashes, header="two sources give the same output stem")
-    with atomic_dir(out) as tmp:
-        (tmp / "heldout.txt").write_text("".join(f"{name}\n" for name in heldout))
-        for split in SPLITS:
-            for kind in ("low", "high"):
-                (tmp / split / kind).mkdir(parents=True)
-        rows = [r for rs in progress_map(lambda j: _write_job(j, tmp, cfg, seed), jobs, workers, "write") for r in rs]
-        rows.sort(key=lambda r: (SPLITS.index(r["split"]), natural_key(r["stem"])))
-        with open(tmp / "manifest.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-    return rows
-
-
-def _summary(source: str, rows: list[dict], notes: list[str], **extra) -> dict:
-    s: dict = {"source": source}
-    for split in SPLITS:
-        mine = [r for r in rows if r["split"] == split]
-        s[f"{split}_pairs"] = len(mine)
-        s[f"{split}_groups"] = len({r["group"] for r in mine})
-    s["pairs"] = len(rows)
-    s.update(extra)
-    s["notes"] = notes
-    return s
-
-
-# --------------------------------------------------------------------------- extra training pairs
-
-
-def heldout_photos(paths: Sequence[Path], n: int) -> list[Path]:
-    """The ``n`` photos of a clean folder that no stage trains on, in name order.
-
-    Those with the smallest sha256 of their file name: independent of the seed
-    and of the pixels, so a benchmark listing the same folder gets the same photos
-    as ``prepare`` (which also writes them to ``heldout.txt``).
-    """
-    if not 0 <= n <= len(paths):
-        raise ValueError(f"cannot hold out {n} of {len(paths)} photos")
-    chosen = sorted(paths, key=lambda p: (hashlib.sha256(Path(p).name.encode()).hexdigest(), str(p)))[:n]
-    return sorted(chosen, key=lambda p: natural_key(Path(p).name))
-
-
-def _extra_clean_jobs(cfg: DataConfig, primary: list[_Job], workers: int) -> tuple[list[_Job], list[str], dict]:
-    """Train jobs for ``data.extra_clean_path`` (minus the held-out photos), heldout.txt lines, counts."""
-    if not cfg.extra_clean_path:
-        return [], [], {"extra_clean_photos": 0, "extra_clean_heldout": 0, "extra_clean_heldout_copies": 0}
-    root = Path(cfg.extra_clean_path)
-    header = f"data.extra_clean_path ({root}): cannot use these photos"
-    problems: list[str] = []
-    files = [f for f in list_images(root, root, problems, [], "clean photo").values() if f is not None]
-    infos = inspect_all(files, workers, problems)
-    if problems:
-        raise DataError(problems, header=header)
-    if cfg.extra_clean_holdout >= len(files):
-        raise DataError(f"data.extra_clean_holdout is {cfg.extra_clean_holdout} but data.extra_clean_path "
-                        f"({root}) has {len(files)} photo(s); hold out fewer so some are left to train on")
-    held = set(heldout_photos([f.path for f in files], cfg.extra_clean_holdout))
-    held_pixels = {infos[p].pixels for p in held}
-    primary_splits: dict[str, set[str]] = defaultdict(set)
-    for job in primary:
-        primary_splits[job.pixels].add(job.split)
-    jobs = []
-    twins = 0
-    for f in files:
-        px = infos[f.path].pixels
-        if f.path in held:
-            if "train" in primary_splits.get(px, ()):
-                problems.append(f"{f.path}: held out, but a train image of data.source {cfg.source} has the same "
-                                "pixels; the held-out set would not be unseen")
-            continue
-        if px in held_pixels:  # a copy of a held-out photo under another name
-            twins += 1
-            continue
-        leak = sorted(primary_splits.get(px, set()) - {"train"})
-        if leak:
-            problems.append(f"{f.path}: same pixels as a {'/'.join(leak)} image of data.source {cfg.source}; "
-                            "training on it would leak into that split")
-            continue
-        jobs.append(_Job(split="train", group=f"clean:{f.path.stem}", high=f, pixels=px,
-                         stems=[f"clean_{f.path.stem}_{k}" for k in range(cfg.extra_pairs_per_image)]))
-    if problems:
-        raise DataError(problems, header=header)
-    heldout = [f.rel for f in files if f.path in held]
-    return jobs, heldout, {"extra_clean_photos": len(jobs), "extra_clean_heldout": len(heldout),
-                           "extra_clean_heldout_copies": twins}
-
-
-def _identity_jobs(jobs: list[_Job], fraction: float, seed: int) -> tuple[list[_Job], list[str]]:
-    """Identity pairs for ``round(fraction * train pairs)`` distinct train high images, chosen with the seed."""
-    train = [j for j in jobs if j.split == "train" and not j.identity]
-    wanted = round(fraction * sum(len(j.stems) for j in train))
-    if wanted == 0:
-        return [], []
-    distinct: dict[str, _Job] = {}
-    for j in sorted(train, key=lambda j: natural_key(j.stems[0])):
-        distinct.setdefault(j.pixels, j)
-    # a hash per stem rather than a permutation: adding a photo changes no other photo's chance
-    picked = sorted(distinct.values(), key=lambda j: _stable_int(f"identity:{seed}:{j.stems[0]}"))[:wanted]
-    # synthetic stems are <photo>_<k>; the identity pair is named after the photo
-    out = [replace(j, stems=[f"id_{j.stems[0] if j.low is not None else j.stems[0].rsplit('_', 1)[0]}"],
-                   identity=True) for j in picked]
-    notes = [] if len(picked) == wanted else [
-        f"data.identity_fraction asks for {wanted} identity pairs; train has {len(picked)} distinct high images"]
-    return out, notes
-
-
-def _add_extras(cfg: DataConfig, seed: int, jobs: list[_Job],
-                workers: int) -> tuple[list[_Job], list[str], dict, list[str]]:
-    """The primary source's jobs plus the extra clean-photo and identity pairs (all in train)."""
-    extra, heldout, counts = _extra_clean_jobs(cfg, jobs, workers)
-    identity, notes = _identity_jobs(jobs + extra, cfg.identity_fraction, seed)
-    counts["identity_pairs"] = len(identity)
-    if counts.get("extra_clean_heldout_copies"):
-        notes.append(f"{counts['extra_clean_heldout_copies']} photo(s) in data.extra_clean_path are copies of "
-                     "held-out ones and were left out of train")
-    return jobs + extra + identity, heldout, counts, notes
 
 
 # --------------------------------------------------------------------------- sources
@@ -431,16 +215,16 @@ def _prepare_synthetic(cfg: DataConfig, seed: int, out: Path, workers: int) -> d
     jobs = []
     for _, f in photos:
         g = group_of[f.path.stem]
-        jobs.append(_Job(split=split_of[g], group=g, high=f, pixels=infos[f.path].pixels,
+        jobs.append(Job(split=split_of[g], group=g, high=f, pixels=infos[f.path].pixels,
                          stems=[f"{f.path.stem}_{k}" for k in range(cfg.pairs_per_image)]))
-    jobs, heldout, counts, extra_notes = _add_extras(cfg, seed, jobs, workers)
-    rows = _write_all(jobs, out, cfg, seed, workers, heldout)
+    jobs, heldout, counts, extra_notes = add_extras(cfg, seed, jobs, workers)
+    rows = write_all(jobs, out, cfg, seed, workers, heldout)
     notes = []
     if ignored:
         notes.append(f"ignored {len(ignored)} file(s) without an image extension: {', '.join(ignored[:5])}"
                      + (" ..." if len(ignored) > 5 else ""))
     duplicates = len(photos) - len({infos[f.path].pixels for _, f in photos})
-    return _summary(cfg.source, rows, notes + extra_notes, photos=len(photos), duplicate_photos=duplicates,
+    return summary(cfg.source, rows, notes + extra_notes, photos=len(photos), duplicate_photos=duplicates,
                     **counts)
 
 
@@ -500,14 +284,14 @@ def _prepare_lol(cfg: DataConfig, seed: int, out: Path, workers: int) -> dict:
     for stem, _, _ in train_pairs:
         sizes[group_of[stem]] += 1
     split_of = split_groups(dict(sizes), cfg.val_fraction, 0.0, seed)
-    jobs = [_Job(split=split_of[group_of[s]], group=group_of[s], high=hi, low=lo, stems=[s],
+    jobs = [Job(split=split_of[group_of[s]], group=group_of[s], high=hi, low=lo, stems=[s],
                  pixels=infos[hi.path].pixels) for s, lo, hi in train_pairs]
     test_groups = _group_by_content({s: f"eval15:{s}" for s, _, _ in test_pairs},
                                     {s: infos[hi.path].pixels for s, _, hi in test_pairs})
-    jobs += [_Job(split="test", group=test_groups[s], high=hi, low=lo, stems=[s], pixels=infos[hi.path].pixels)
+    jobs += [Job(split="test", group=test_groups[s], high=hi, low=lo, stems=[s], pixels=infos[hi.path].pixels)
              for s, lo, hi in test_pairs]
-    jobs, heldout, counts, extra_notes = _add_extras(cfg, seed, jobs, workers)
-    rows = _write_all(jobs, out, cfg, seed, workers, heldout)
+    jobs, heldout, counts, extra_notes = add_extras(cfg, seed, jobs, workers)
+    rows = write_all(jobs, out, cfg, seed, workers, heldout)
 
     notes = []
     if not has_eval:
@@ -523,7 +307,7 @@ def _prepare_lol(cfg: DataConfig, seed: int, out: Path, workers: int) -> dict:
         notes.append(f"ignored {len(ignored)} file(s) without an image extension: {', '.join(ignored[:5])}"
                      + (" ..." if len(ignored) > 5 else ""))
     shared = sum(1 for g, n in sizes.items() if n > 1)
-    return _summary("lol", rows, notes + extra_notes, high_groups_shared=shared, linked_files=len(linked),
+    return summary("lol", rows, notes + extra_notes, high_groups_shared=shared, linked_files=len(linked),
                     link_text_files=len(as_text), **counts)
 
 

@@ -333,7 +333,9 @@ def test_failure_while_writing_leaves_old_output(lol, tmp_path, monkeypatch):
     prep.prepare(lol_cfg(lol), seed=0, out=out)
     before = tree(out)
     calls = {"n": 0}
-    real = prep._encode_png
+    import lowlight.pair_writer as writer
+
+    real = writer.encode_png
 
     def flaky(rgb):
         calls["n"] += 1
@@ -341,7 +343,7 @@ def test_failure_while_writing_leaves_old_output(lol, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(rgb)
 
-    monkeypatch.setattr(prep, "_encode_png", flaky)
+    monkeypatch.setattr(writer, "encode_png", flaky)
     with pytest.raises(OSError, match="No space"):
         prep.prepare(lol_cfg(lol), seed=1, out=out)
     assert tree(out) == before
