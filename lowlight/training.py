@@ -2,7 +2,7 @@
 
 :func:`train` reads like the loop it runs::
 
-    run = _build(...)         model, optimiser, schedule, EMA, data loader
+    run = build(...)          model, optimiser, schedule, EMA, data loader (training_build.py)
     _resume(run)              continue a matching interrupted run, if any
     while not run.state.stopped:
         _one_epoch(run)       random crops, AdamW steps, lr schedule, EMA update
@@ -12,7 +12,7 @@
 
 The state that changes while training (epoch, step, best scores, history, time
 spent) is one dataclass, :class:`LoopState`, saved whole with the resumable
-state; everything else is built once in :class:`Run`.
+state; everything else is built once in :class:`Run` (both in training_run.py).
 
 * AdamW; the learning rate follows one cosine decay over the run
   (``train.schedule: cosine``; its progress is the larger of steps done over
