@@ -14,7 +14,8 @@ does not), otherwise with ``params.yaml``'s ``train`` section. Rows:
 * ``no_ema``: no moving average of the weights;
 * ``plateau``: ReduceLROnPlateau instead of the cosine schedule;
 * ``no_extra_data``: a dataset prepared without identity and synthetic pairs
-  (``--data-without-extra`` / ``--mapped-without-extra``).
+  (``--data-without-extra`` / ``--mapped-without-extra``);
+* ``color_term``: ``train.color_weight: 1`` (an L1 term on each image's channel means).
 
 Scores come from the best checkpoint run on every `val` image through
 :func:`lowlight.evaluation.score_pair` (uint8 PSNR, SSIM and the separately
@@ -47,6 +48,7 @@ ROWS = {
     "no_ema": {"ema_decay": 0.0},
     "plateau": {"schedule": "plateau"},
     "no_extra_data": {"data": "data_without_extra", "mapped": "mapped_without_extra"},
+    "color_term": {"color_weight": 1.0},
 }
 
 

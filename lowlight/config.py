@@ -171,6 +171,8 @@ class TrainConfig:
                                    "and arguments)")
     inputs: Literal["low", "mapped", "low+mapped"] = "low+mapped"
     loss: Literal["mse_mae", "psnr_l1", "l1_ssim"] = "l1_ssim"
+    color_weight: float = param(0.0, ge=0, help="weight of an L1 term on each image's channel means (global "
+                                                "brightness and colour), added to train.loss; 0 = off")
     lr: float = param(2e-3, gt=0, le=1)
     weight_decay: float = param(1e-4, ge=0)
     epochs: int = param(30, ge=1)

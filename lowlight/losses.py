@@ -16,7 +16,9 @@ the positions where the window fits inside the image. That is exactly what
 ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=...)`` computes (it filters the whole
 image and then crops the 5-pixel border), which ``tests/test_losses.py`` checks.
-Losses are computed in float32 even under autocast.
+``train.color_weight`` adds an L1 term on each image's channel means
+(:func:`mean_color`): the global brightness and colour that the GT-mean
+PSNR forgives and plain PSNR does not. Losses are computed in float32 even under autocast.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SSIM", "ssim", "psnr", "LOSSES", "build_loss"]
+__all__ = ["SSIM", "ssim", "psnr", "LOSSES", "mean_color", "build_loss"]
 
 
 def gaussian_kernel(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -114,9 +116,22 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def build_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def mean_color(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 distance of each image's per-channel means: its global brightness and colour, whatever the detail."""
+    return (pred.float().mean(dim=(2, 3)) - target.float().mean(dim=(2, 3))).abs().mean()
+
+
+def build_loss(name: str, color_weight: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``train.loss`` by name, plus ``color_weight`` x :func:`mean_color` when that weight is above 0."""
     try:
-        return LOSSES[name]
+        base = LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}") from None
+    if color_weight <= 0:
+        return base
+
+    def with_color(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return base(pred, target) + color_weight * mean_color(pred, target)
+
+    return with_color
 

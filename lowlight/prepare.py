@@ -136,7 +136,7 @@ def split_groups(sizes: dict[str, int], val_fraction: float, test_fraction: floa
             rest.remove(k)
         remaining = rest
     if not remaining:
-        raise DataError(f"no group of photos left for train after val/test; add photos or lower the fractions")
+        raise DataError("no group of photos left for train after val/test; add photos or lower the fractions")
     for k in remaining:
         assign[k] = "train"
     return assign

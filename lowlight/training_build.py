@@ -102,7 +102,7 @@ def build(data_root: Path, mapped_root, cfg: TrainConfig, base: BaseConfig, rank
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", drop_last=True)
     return Run(cfg, base, ranks, device, model, net, ema, optimizer, plateau,
-               torch.amp.GradScaler("cuda", enabled=amp == torch.float16), amp, build_loss(cfg.loss),
+               torch.amp.GradScaler("cuda", enabled=amp == torch.float16), amp, build_loss(cfg.loss, cfg.color_weight),
                train_data, val_data, dataset, sampler, loader, outputs, tracker, params, identity)
 
 

@@ -81,3 +81,17 @@ def test_losses_in_float32_under_half_inputs():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="mse_mae"):
         build_loss("perceptual")
+
+
+def test_the_color_term_sees_global_brightness_and_colour_only():
+    from lowlight.losses import build_loss, mean_color
+
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 16, 16)
+    shuffled = target.flatten(2)[..., torch.randperm(256)].view_as(target)  # same means, other pixels
+    assert float(mean_color(shuffled, target)) < 1e-6
+    brighter = target + torch.tensor([0.1, 0.0, -0.05]).view(1, 3, 1, 1)
+    assert abs(float(mean_color(brighter, target)) - 0.05) < 1e-5  # mean of |0.1|, 0, |-0.05|
+    plain, with_color = build_loss("l1_ssim"), build_loss("l1_ssim", color_weight=2.0)
+    assert abs(float(with_color(brighter, target) - plain(brighter, target)) - 0.1) < 1e-5
+    assert build_loss("l1_ssim", 0.0) is plain
