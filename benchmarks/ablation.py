@@ -26,9 +26,9 @@ from pathlib import Path
 
 from lowlight.atomic import write_json, write_text
 from lowlight.config import load_params, to_dict
-from lowlight.evaluation import evaluate_dirs
+from lowlight.evaluation.folders import evaluate_dirs
 from lowlight.models import list_models
-from lowlight.training import TrainOutputs, train
+from lowlight.training.loop import TrainOutputs, train
 
 INPUTS = ("low", "low+mapped")
 

@@ -18,7 +18,7 @@ does not), otherwise with ``params.yaml``'s ``train`` section. Rows:
 * ``color_term``: ``train.color_weight: 1`` (an L1 term on each image's channel means).
 
 Scores come from the best checkpoint run on every `val` image through
-:func:`lowlight.evaluation.score_pair` (uint8 PSNR, SSIM and the separately
+:func:`lowlight.evaluation.scores.score_pair` (uint8 PSNR, SSIM and the separately
 named GT-mean PSNR); `test` is never looked at. ``ms / image`` is the network's
 CPU forward pass on 600 x 400. Finished rows are kept in ``<out>/<row>.json``
 and skipped on a rerun with the same settings.
@@ -39,7 +39,7 @@ import numpy as np
 
 from lowlight.atomic import write_json, write_text
 from lowlight.config import load_params, to_dict
-from lowlight.training import TrainOutputs, train
+from lowlight.training.loop import TrainOutputs, train
 
 ROWS = {
     "full": {},
@@ -74,11 +74,11 @@ def score_val(checkpoint: Path, data: Path, mapped: Path) -> dict:
     """The checkpoint on every val image: means of PSNR, SSIM, GT-mean PSNR."""
     import torch
 
-    from lowlight.checkpoint import load_checkpoint
-    from lowlight.evaluation import score_pair
+    from lowlight.models.checkpoint import load_checkpoint
+    from lowlight.evaluation.scores import score_pair
     from lowlight.models.padding import run_padded
-    from lowlight.train_data import load_split, to_tensor
-    from lowlight.training import to_uint8
+    from lowlight.training.data import load_split, to_tensor
+    from lowlight.training.loop import to_uint8
 
     model, meta = load_checkpoint(checkpoint)
     split = load_split(data, mapped, "val", meta["inputs"])
@@ -120,9 +120,9 @@ def run_row(args, p, name: str) -> dict | None:
 
 
 def retime(out: Path, name: str) -> float:
-    from lowlight.checkpoint import load_checkpoint
-    from lowlight.train_data import input_channels
-    from lowlight.training import cpu_ms_per_image
+    from lowlight.models.checkpoint import load_checkpoint
+    from lowlight.training.data import input_channels
+    from lowlight.training.loop import cpu_ms_per_image
 
     model, meta = load_checkpoint(out / name / "model.pt")
     return cpu_ms_per_image(model, input_channels(meta["inputs"]), repeats=7)

@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_enhancer(args):
     import torch
 
-    from lowlight.inference import Enhancer
+    from lowlight.inference.enhancer import Enhancer
 
     torch.set_num_threads(args.threads)
     if args.weights is None and args.quantiles is None:
@@ -70,14 +70,14 @@ def sample_images(args, n: int) -> tuple[list[np.ndarray], str]:
     from PIL import Image
 
     from lowlight.config import DegradeConfig
-    from lowlight.degrade import apply_degradation, sample_degradation
-    from lowlight.prepare import demo_photo_paths
+    from lowlight.data.degrade import apply_degradation, sample_degradation
+    from lowlight.data.prepare import demo_photo_paths
 
     rng = np.random.default_rng(0)
     photos = [np.asarray(Image.open(p).convert("RGB").resize((600, 400))) for _, p, _ in demo_photo_paths()]
     imgs = [apply_degradation(photos[i % len(photos)], sample_degradation(DegradeConfig(), rng), DegradeConfig(), rng)
             for i in range(n)]
-    return imgs, "demo photos darkened by lowlight.degrade"
+    return imgs, "demo photos darkened by lowlight.data.degrade"
 
 
 def big_image(w: int, h: int) -> np.ndarray:
@@ -134,7 +134,7 @@ def main(argv=None) -> None:
     one = imgs[0]
     enh(one)  # warm-up (oneDNN kernel selection, XGBoost predictor)
     steps = {"percentiles (features + XGBoost)": [], "mapping": [], "network": [], "end to end": []}
-    from lowlight.histmap import map_image
+    from lowlight.histbranch.histmap import map_image
 
     for _ in range(args.repeats):
         t0 = time.perf_counter()

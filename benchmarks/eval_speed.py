@@ -2,8 +2,8 @@
 
 The budget (issue 4) is 5 seconds on 2 CPU cores for all four metrics (PSNR,
 SSIM and their GT-mean variants). Two timings are printed: scoring arrays in
-memory (:func:`lowlight.evaluation.score_images`) and scoring PNG files from two
-folders, decoding included (:func:`lowlight.evaluation.evaluate_dirs`, what
+memory (:func:`lowlight.evaluation.scores.score_images`) and scoring PNG files from two
+folders, decoding included (:func:`lowlight.evaluation.folders.evaluate_dirs`, what
 ``lowlight evaluate`` runs). Images are synthetic unless ``--lol`` names a LOL
 ``our485`` folder, whose first 15 pairs are then used.
 
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lowlight.evaluation import evaluate_dirs, score_images
+from lowlight.evaluation.folders import evaluate_dirs
+from lowlight.evaluation.scores import score_images
 from lowlight.imageio import load_image, write_image
 
 

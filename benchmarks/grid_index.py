@@ -1,7 +1,7 @@
 """Grid index of real dark photos: the inputs brightened by a plain gamma vs ``lowlight enhance``.
 
 A learned upsampler can print a regular 2/4/8-px grid that shows only in a zoomed
-flat region (see :mod:`lowlight.periodic`). This prints, for every photo in a
+flat region (see :mod:`lowlight.evaluation.periodic`). This prints, for every photo in a
 folder (default ``../shared/datasets/dark``: DICM and NPE shots), the grid index
 of the input brightened by a plain gamma (a stand-in for "the same photo, just
 brighter": it adds no pattern) and of the enhanced output, then the medians and
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from lowlight.imageio import is_image_file
-from lowlight.periodic import grid_index
+from lowlight.evaluation.periodic import grid_index
 
 
 def gamma_brighten(rgb: np.ndarray, target: float = 0.45) -> np.ndarray:
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from lowlight.inference import Enhancer, default_weights
+    from lowlight.inference.enhancer import Enhancer, default_weights
 
     torch.set_flush_denormal(True)
     if args.outputs is None:

@@ -3,7 +3,7 @@
 Prints
 
 * milliseconds to map one 600 x 400 image given its predicted percentiles
-  (:func:`lowlight.histmap.map_image`, default ``histmap`` params), on one CPU core;
+  (:func:`lowlight.histbranch.histmap.map_image`, default ``histmap`` params), on one CPU core;
 * milliseconds to predict those percentiles (features + XGBoost) for one image;
 * seconds to fit the XGBoost model (default ``quantiles`` params) on 485 images with
   2 threads, and the seconds spent computing their features.
@@ -47,7 +47,7 @@ def _pin(cores: int) -> str:
 
 def _synthetic_pairs(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
     from lowlight.config import DegradeConfig
-    from lowlight.degrade import darken
+    from lowlight.data.degrade import darken
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:400, 0:600] / 400.0
@@ -64,14 +64,14 @@ def _synthetic_pairs(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.n
 
 
 def _load(args) -> tuple[str, list[np.ndarray], list[np.ndarray]]:
-    from lowlight.pairs import SPLITS, load_pairs
+    from lowlight.data.pairs import SPLITS, load_pairs
 
     root = args.data
     source = f"prepared dataset {root}" if root else None
     tmp = None
     if root is None and not args.synthetic and LOL.joinpath("our485", "low").is_dir():
         from lowlight.config import DataConfig
-        from lowlight.prepare import prepare
+        from lowlight.data.prepare import prepare
 
         tmp = tempfile.TemporaryDirectory(prefix="histmap_speed_")
         root = Path(tmp.name) / "prepared"
@@ -113,8 +113,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     from lowlight.config import load_params
-    from lowlight.histmap import map_image
-    from lowlight.quantiles import QuantileModel, features, targets
+    from lowlight.histbranch.histmap import map_image
+    from lowlight.histbranch.quantiles import QuantileModel, features, targets
 
     p = load_params(args.params)
     source, lows, highs = _load(args)

@@ -1,8 +1,8 @@
 """`lowlight enhance` on one 600 x 400 photo: wall time of the whole command and its start-up share.
 
 Runs the real command in a fresh process (as a person would), then, in separate fresh
-processes, the imports it pays for before the first pixel (``lowlight.cli``, then
-``lowlight.inference`` with torch, then loading the shipped weights). Start-up is
+processes, the imports it pays for before the first pixel (``lowlight.cli.main``, then
+``lowlight.inference.enhancer`` with torch, then loading the shipped weights). Start-up is
 everything but the enhancement itself, which the command reports.
 
     python benchmarks/startup.py [--repeats 3]
@@ -44,9 +44,9 @@ def main(argv=None) -> None:
             found = re.search(r"in ([\d.]+) s", err)
             work.append(float(found.group(1)) if found else float("nan"))
         steps = {
-            "import lowlight.cli": "import lowlight.cli",
-            "+ import lowlight.inference (torch, xgboost)": "import lowlight.cli, lowlight.inference",
-            "+ load the shipped weights": "import lowlight.inference as i; i.Enhancer.pretrained()",
+            "import lowlight.cli.main": "import lowlight.cli.main",
+            "+ import lowlight.inference.enhancer (torch, xgboost)": "import lowlight.cli.main, lowlight.inference.enhancer",
+            "+ load the shipped weights": "import lowlight.inference.enhancer as i; i.Enhancer.pretrained()",
         }
         print(f"lowlight enhance, one 600x400 photo, median of {args.repeats} fresh processes:")
         wall, done = statistics.median(walls), statistics.median(work)

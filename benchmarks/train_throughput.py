@@ -2,7 +2,7 @@
 
 For each model: parameter count; training images per second at a fixed crop and
 batch (AdamW step, the configured loss, gradient clipping, as in
-``lowlight.training``); and milliseconds per forward pass on a 600 x 400 image
+``lowlight.training.loop``); and milliseconds per forward pass on a 600 x 400 image
 (LOL's size) on CPU, the way inference runs it (eval, channels_last,
 ``run_padded``). On a CUDA machine the training throughput is measured again on
 the GPU in float32 and with mixed precision (bf16 where supported, else fp16
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from lowlight.losses import build_loss
+from lowlight.training.losses import build_loss
 from lowlight.models import build_model, count_parameters, list_models
 from lowlight.models.padding import run_padded
-from lowlight.train_data import input_channels
-from lowlight.training import cpu_ms_per_image
+from lowlight.training.data import input_channels
+from lowlight.training.loop import cpu_ms_per_image
 
 
 def train_images_per_second(name: str, device: torch.device, amp: torch.dtype | None, args) -> float:

@@ -2,7 +2,7 @@
 
 A photo that is already well exposed should come back nearly as it was. This
 runs the enhancer on the clean photos that the ``prepare`` stage holds out
-(:func:`lowlight.prepare.heldout_photos`: the same ``--holdout`` photos of the
+(:func:`lowlight.data.prepare.heldout_photos`: the same ``--holdout`` photos of the
 folder that ``data.extra_clean_holdout`` keeps out of every split, so no stage
 has trained on them) and prints each photo's PSNR/SSIM against itself, its mean
 luma before and after, and the mean and minimum PSNR. The issue's bar: mean at
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lowlight.evaluation import grey_mean, psnr, ssim
+from lowlight.evaluation.scores import grey_mean, psnr, ssim
 from lowlight.imageio import is_image_file
-from lowlight.prepare import heldout_photos
+from lowlight.data.prepare import heldout_photos
 
 
 def main(argv=None) -> None:
@@ -35,7 +35,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from lowlight.inference import Enhancer, default_weights
+    from lowlight.inference.enhancer import Enhancer, default_weights
 
     torch.set_flush_denormal(True)
     q, n = default_weights()

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 import lowlight
 from lowlight.atomic import atomic_path
 from lowlight.imageio import load_image, read_rgb
-from lowlight.pairs import list_pairs
+from lowlight.data.pairs import list_pairs
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def enhance(image, strength: float | None = None, **kwargs):
     """Enhance one photo (PIL image or uint8 array; same kind out). ``strength``: 0 gives the
     input back, 1 (the default) the full enhancement, up to 1.5 brighter still. Other keywords
-    (``enhancer``, ``device``, ``max_pixels``): see :func:`lowlight.inference.enhance`."""
-    from .inference import enhance as _enhance
+    (``enhancer``, ``device``, ``max_pixels``): see :func:`lowlight.inference.enhancer.enhance`."""
+    from lowlight.inference.enhancer import enhance as _enhance
 
     return _enhance(image, strength=strength, **kwargs)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import UserError
+from lowlight.errors import UserError
 
 __all__ = ["atomic_path", "atomic_dir", "write_text", "write_json", "OutputError"]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .atomic import atomic_path
-from .errors import UserError
+from lowlight.atomic import atomic_path
+from lowlight.errors import UserError
 
-__all__ = ["ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
+__all__ = ["photo_metadata", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
            "output_format", "read_rgb", "write_image", "LoadedImage", "load_image", "from_pil", "to_pil",
            "open_image"]
 
@@ -218,6 +218,30 @@ def from_pil(img: Image.Image) -> LoadedImage:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise ValueError(f"unexpected pixel layout {rgb.shape}")
     return LoadedImage(rgb=rgb, alpha=alpha, mode=mode, bit_depth=bit_depth)
+
+
+ORIENTATION = 0x0112  # the EXIF tag that exif_transpose applies
+
+
+def photo_metadata(img: Image.Image) -> dict[str, bytes]:
+    """Pillow ``save`` keywords that carry a photo's EXIF and ICC profile to another file.
+
+    The orientation tag is dropped: the pixels are written upright (:func:`from_pil`
+    applies it), so a viewer must not turn them again. An EXIF block Pillow cannot
+    parse is left out rather than copied blindly.
+    """
+    out: dict[str, bytes] = {}
+    icc = img.info.get("icc_profile")
+    if isinstance(icc, bytes) and icc:
+        out["icc_profile"] = icc
+    try:
+        exif = img.getexif()
+        if len(exif):
+            exif.pop(ORIENTATION, None)
+            out["exif"] = exif.tobytes()
+    except Exception:  # noqa: BLE001 - malformed EXIF from a camera: keep the photo, drop the tags
+        pass
+    return out
 
 
 def to_pil(rgb: np.ndarray, like: LoadedImage) -> Image.Image:

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .atomic import atomic_path  # noqa: E402
+from lowlight.atomic import atomic_path  # noqa: E402
 
 __all__ = ["plt", "save_figure"]
 

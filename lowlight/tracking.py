@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import UserError
+from lowlight.errors import UserError
 
 __all__ = ["repo_root", "tracking_uri", "pipeline_run", "TrackingError", "Tracker", "NullTracker"]
 
@@ -288,7 +288,7 @@ def _open_run(client, experiment: str, uri: str):
 
 def _param_items(params) -> dict[str, Any]:
     """Dotted keys as in params.yaml (``train.lr``), whether given all params or one section."""
-    from .config import Params, flatten
+    from lowlight.config import Params, flatten
 
     if not dataclasses.is_dataclass(params):
         return dict(params)

@@ -1,5 +1,5 @@
 """DVC stage ``eda``: percentiles of the training pairs and how the low ones correlate with
-the high ones (lowlight.eda), the premise the quantile model relies on.
+the high ones (lowlight.histbranch.eda), the premise the quantile model relies on.
 
 For every training pair and channel (and BT.601 luma): the low and high values at every
 ``eda.percentile_step``-th percentile (``--percentiles``, one row per image and channel),
@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.atomic import atomic_path, write_json
 from lowlight.config import flatten, load_params
-from lowlight.eda import correlation_matrix, correlation_summary, percentile_correlations, percentile_table
+from lowlight.histbranch.eda import correlation_matrix, correlation_summary, percentile_correlations, percentile_table
 from lowlight.errors import DataError, report_user_errors
-from lowlight.histogram import channel_counts, luma_counts, percentile_levels, percentiles_from_counts
+from lowlight.histbranch.histogram import channel_counts, luma_counts, percentile_levels, percentiles_from_counts
 from lowlight.imageio import read_rgb
-from lowlight.pairs import list_pairs
+from lowlight.data.pairs import list_pairs
 from lowlight.plotting import plt, save_figure
 from lowlight.tracking import pipeline_run
 

@@ -1,8 +1,8 @@
 """Stage `evaluate`: score identity, classical baselines, histogram mapping and the full
 pipeline on the test split (val when test is empty) and write metrics, pictures and a table.
 
-Every number comes from lowlight.evaluation (uint8 PSNR, SSIM, GT-mean columns named apart);
-the pictures and the table from lowlight.report.
+Every number comes from lowlight.evaluation.scores (uint8 PSNR, SSIM, GT-mean columns named apart);
+the pictures and the table from lowlight.evaluation.report.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -20,15 +21,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from lowlight import report
+from lowlight.evaluation import report
 from lowlight.atomic import atomic_path, write_json, write_text
-from lowlight.baselines import baselines
+from lowlight.evaluation.baselines import baselines
 from lowlight.config import EvaluateConfig, flatten, load_params
 from lowlight.errors import DataError, report_user_errors
-from lowlight.evaluation import METHOD_NAME, METRICS, pmap, score_pair
+from lowlight.evaluation.scores import METHOD_NAME, METRICS, score_pair
+from lowlight.parallel import pmap
 from lowlight.imageio import read_rgb
-from lowlight.inference import Enhancer
-from lowlight.pairs import list_pairs
+from lowlight.inference.enhancer import Enhancer
+from lowlight.data.pairs import list_pairs
 from lowlight.tracking import pipeline_run
 
 
@@ -56,31 +58,51 @@ def pick_split(data_root: Path) -> tuple[str, list]:
     raise DataError([f"{data_root}: the test and val splits are both empty"], header="nothing to evaluate")
 
 
-def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
-                   cfg: EvaluateConfig, metrics_json: str | Path, per_image_csv: str | Path,
-                   plots_dir: str | Path, table_md: str | Path | None = None,
-                   workers: int | None = None, progress: bool = False) -> dict:
-    """Run every method on the test split (``val`` when test is empty) and score it.
+@dataclass(frozen=True)
+class EvalOutputs:
+    """Where the evaluate stage writes (the paths of ``dvc.yaml``)."""
 
-    ``methods`` maps a name (lower-case identifier, used in column names) to a
-    function low uint8 RGB -> enhanced uint8 RGB of the same shape. Writes
+    metrics: Path  # {"split", "n_images", "methods": {name: {psnr, ssim, psnr_gt_mean, ssim_gt_mean,
+    #                seconds_per_image}}}: means over images
+    per_image: Path  # one row per image: stem, then <metric>_<method> for each metric and method
+    plots: Path  # comparison.png (low | each method | reference) and psnr_per_image.png
+    table: Path | None = None  # the results as a markdown table
 
-    * ``metrics_json``: ``{"split", "n_images", "methods": {name: {psnr, ssim,
-      psnr_gt_mean, ssim_gt_mean, seconds_per_image}}}`` (means over images);
-    * ``per_image_csv``: one row per image, columns ``stem``, then
-      ``<metric>_<method>`` for each metric and method;
-    * ``plots_dir``: ``comparison.png`` (low | each method | reference, for
-      ``cfg.examples`` images) and ``psnr_per_image.png``;
-    * ``table_md`` (optional): the results as a markdown table.
 
-    Returns the dict written to ``metrics_json``.
-    """
-    data_root = Path(data_root)
+def _check_methods(methods: Mapping[str, Callable]) -> None:
     bad = [n for n in methods if not METHOD_NAME.match(n)]
     if bad:
         raise ValueError(f"method names must be lower-case identifiers (they name CSV columns): {bad}")
     if not methods:
         raise ValueError("no methods to evaluate")
+
+
+def _run_methods(methods: Mapping[str, Callable], low: np.ndarray, where: Path,
+                 seconds: dict[str, float]) -> dict[str, np.ndarray]:
+    """Every method on one low image, timed; a wrong output kind is an error naming the method and file."""
+    outputs: dict[str, np.ndarray] = {}
+    for name, method in methods.items():
+        t0 = time.perf_counter()
+        out = method(low)
+        seconds[name] += time.perf_counter() - t0
+        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != low.shape:
+            got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+            raise ValueError(f"method {name!r} must return uint8 {low.shape} for {where}, got {got}")
+        outputs[name] = out
+    return outputs
+
+
+def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                   cfg: EvaluateConfig, outputs: EvalOutputs, workers: int | None = None,
+                   progress: bool = False) -> dict:
+    """Run every method on the test split (``val`` when test is empty), score it, write ``outputs``.
+
+    ``methods`` maps a name (lower-case identifier, used in column names) to a
+    function low uint8 RGB -> enhanced uint8 RGB of the same shape. Returns the
+    dict written to ``outputs.metrics``.
+    """
+    data_root = Path(data_root)
+    _check_methods(methods)
     split, pairs = pick_split(data_root)
     names = list(methods)
     n_examples = min(cfg.examples, len(pairs))
@@ -91,24 +113,13 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
     iterator: Iterable = tqdm(pairs, desc=f"evaluate ({split})", unit="img", disable=not progress)
     for i, pair in enumerate(iterator):
         low, ref = read_rgb(pair.low), read_rgb(pair.high)
-        outputs: dict[str, np.ndarray] = {}
-        for name in names:
-            t0 = time.perf_counter()
-            out = methods[name](low)
-            seconds[name] += time.perf_counter() - t0
-            if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != low.shape:
-                got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
-                raise ValueError(f"method {name!r} must return uint8 {low.shape} for {pair.low}, got {got}")
-            outputs[name] = out
+        results = _run_methods(methods, low, pair.low, seconds)
         # the methods' outputs of one image are scored in parallel (SSIM dominates the cost)
-        scores = pmap(lambda n: score_pair(outputs[n], ref), names, workers)
-        row: dict = {"stem": pair.stem}
-        for metric in METRICS:
-            for name, s in zip(names, scores):
-                row[f"{metric}_{name}"] = s[metric]
-        rows.append(row)
+        scores = pmap(lambda n: score_pair(results[n], ref), names, workers)
+        rows.append({"stem": pair.stem, **{f"{metric}_{name}": s[metric] for metric in METRICS
+                                           for name, s in zip(names, scores)}})
         if i < n_examples:
-            examples.append(report.Example(pair.stem, low, ref, outputs,
+            examples.append(report.Example(pair.stem, low, ref, results,
                                            {n: s["psnr"] for n, s in zip(names, scores)}))
 
     df = pd.DataFrame(rows)
@@ -118,12 +129,12 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
                "seconds_per_image": seconds[name] / n}
         for name in names}}
 
-    with atomic_path(per_image_csv) as tmp:
+    with atomic_path(outputs.per_image) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
-    write_json(metrics_json, result)
-    report.write_plots(plots_dir, examples, df, names, split)
-    if table_md is not None:
-        write_text(table_md, report.markdown_table(result, dataset=str(data_root)))
+    write_json(outputs.metrics, result)
+    report.write_plots(outputs.plots, examples, df, names, split)
+    if outputs.table is not None:
+        write_text(outputs.table, report.markdown_table(result, dataset=str(data_root)))
     return result
 
 
@@ -137,8 +148,8 @@ def main(argv=None) -> None:
     if p.evaluate.shipped:
         methods["shipped"] = Enhancer.pretrained(device="cpu")  # the package's LOL-trained weights
     with pipeline_run("evaluate", params=p.evaluate, experiment=p.base.experiment) as tracker:
-        result = run_evaluation(args.data, methods, p.evaluate, args.metrics, args.per_image, args.plots,
-                                table_md=args.table, progress=True)
+        outputs = EvalOutputs(args.metrics, args.per_image, args.plots, args.table)
+        result = run_evaluation(args.data, methods, p.evaluate, outputs, progress=True)
         if result["split"] != "test":
             print(f"evaluate: the test split is empty; scored the {result['split']} split instead")
         print(f"evaluate: {result['n_images']} images of the {result['split']} split")

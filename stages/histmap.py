@@ -1,4 +1,4 @@
-"""DVC stage ``histmap``: map every low image onto its predicted histogram (lowlight.histmap);
+"""DVC stage ``histmap``: map every low image onto its predicted histogram (lowlight.histbranch.histmap);
 the mapped images are the network's second input.
 
 Training images are mapped with the quantile stage's out-of-fold predictions
@@ -25,12 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lowlight.atomic import atomic_dir, write_json
 from lowlight.config import flatten, load_params
 from lowlight.errors import DataError, report_user_errors
-from lowlight.evaluation import psnr, ssim
-from lowlight.histmap import map_image
-from lowlight.histogram import percentiles
+from lowlight.evaluation.scores import psnr, ssim
+from lowlight.histbranch.histmap import map_image
+from lowlight.histbranch.histogram import percentiles
 from lowlight.imageio import read_rgb, write_image
-from lowlight.pairs import SPLITS, list_pairs
-from lowlight.quantiles import QuantileModel, read_predictions
+from lowlight.data.pairs import SPLITS, list_pairs
+from lowlight.histbranch.cross_fit import read_predictions
+from lowlight.histbranch.quantiles import QuantileModel
 from lowlight.tracking import pipeline_run
 
 

@@ -1,4 +1,4 @@
-"""DVC stage ``prepare``: build the paired low/high dataset (see lowlight.prepare)."""
+"""DVC stage ``prepare``: build the paired low/high dataset (see lowlight.data.prepare)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.config import load_params
 from lowlight.errors import report_user_errors
-from lowlight.prepare import prepare
+from lowlight.data.prepare import prepare
 from lowlight.tracking import pipeline_run
 
 

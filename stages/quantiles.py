@@ -1,5 +1,5 @@
 """DVC stage ``quantiles``: fit the XGBoost model that predicts the well-lit image's
-percentiles from the dark image (lowlight.quantiles), score it on ``val``, and write the
+percentiles from the dark image (lowlight.histbranch.quantiles), score it on ``val``, and write the
 out-of-fold predictions of the training images that ``histmap`` maps them with.
 
 Outputs: the model (``.ubj``), ``metrics`` (MAE in 8-bit levels: train in-sample, train
@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lowlight.atomic import write_json
 from lowlight.config import flatten, load_params
 from lowlight.errors import DataError, report_user_errors
-from lowlight.pairs import load_pairs, read_groups
+from lowlight.data.pairs import load_pairs, read_groups
 from lowlight.plotting import plt, save_figure
-from lowlight.quantiles import QuantileModel, cross_fit, features, targets, write_predictions
+from lowlight.histbranch.cross_fit import cross_fit, write_predictions
+from lowlight.histbranch.quantiles import QuantileModel, features, targets
 from lowlight.tracking import pipeline_run
 
 
@@ -113,7 +114,7 @@ def fit_and_score(args: argparse.Namespace, p) -> dict:
     if cfg.cross_fit_folds:
         groups = read_groups(args.data, "train")
         t0 = time.perf_counter()
-        oof = cross_fit(x, y, [groups[s] for s in stems], cfg, cfg.cross_fit_folds, seed, threads)
+        oof = cross_fit(x, y, [groups[s] for s in stems], cfg, seed, threads)
         metrics["cross_fit_seconds"] = time.perf_counter() - t0
         metrics.update(mae_metrics(oof, y, model.levels, "train_oof"))
     else:  # off: the in-sample predictions, so histmap reads one kind of file either way

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lowlight.config import flatten, load_params, to_dict
 from lowlight.errors import report_user_errors
 from lowlight.tracking import pipeline_run
-from lowlight.training import TrainOutputs, train
+from lowlight.training.loop import TrainOutputs, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -40,7 +40,7 @@ def darken(img: np.ndarray, factor: float = 0.12, seed: int = 0) -> np.ndarray:
 
 
 def write_prepared(root: Path, counts=None, size=(48, 64), seed: int = 0) -> Path:
-    """Write a tiny prepared dataset in the layout of lowlight.pairs."""
+    """Write a tiny prepared dataset in the layout of lowlight.data.pairs."""
     from PIL import Image
 
     counts = counts or {"train": 6, "val": 2, "test": 2}
@@ -71,8 +71,11 @@ def load_stage(name: str):
     """The stage script ``stages/<name>.py`` as a module (its ``main(argv)`` is the stage)."""
     import importlib.util
 
+    import sys
+
     spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the stage look their module up there
     spec.loader.exec_module(module)
     return module
 

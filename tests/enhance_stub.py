@@ -1,7 +1,7 @@
 """`lowlight enhance` in this process with no weights to load: a stand-in enhancer.
 
-``run_cli(tmp, args)`` runs ``lowlight.cli.main`` with ``Enhancer.from_files`` replaced by
-an :class:`~lowlight.inference.Enhancer` whose quantile model is a fixed stub and which
+``run_cli(tmp, args)`` runs ``lowlight.cli.main.main`` with ``Enhancer.from_files`` replaced by
+an :class:`~lowlight.inference.enhancer.Enhancer` whose quantile model is a fixed stub and which
 has no network: the real mapping, strength and writing code runs, in milliseconds.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lowlight import cli_enhance
-from lowlight.cli import main
+from lowlight.cli import enhance as cli_enhance
+from lowlight.cli.main import main
 
 
 class StubQuantiles:
@@ -26,7 +26,7 @@ class StubQuantiles:
 
 
 def stub_enhancer(args, quantile_model, weights):
-    from lowlight.inference import Enhancer
+    from lowlight.inference.enhancer import Enhancer
 
     return Enhancer(StubQuantiles(), None, tile_pixels=args.tile_pixels)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lowlight.baselines import NAMES, baselines, clahe, gamma, gamma_exponent, histeq
+from lowlight.evaluation.baselines import NAMES, baselines, clahe, gamma, gamma_exponent, histeq
 from lowlight.config import EvaluateConfig
 
 from conftest import darken, synthetic_photo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lowlight.checkpoint import CheckpointError, load_checkpoint, load_model, read_checkpoint, save_checkpoint
+from lowlight.models.checkpoint import CheckpointError, load_checkpoint, load_model, read_checkpoint, save_checkpoint
 from lowlight.errors import user_errors
 from lowlight.models import build_model
 from lowlight.models.padding import run_padded
@@ -162,7 +162,7 @@ def test_a_huge_model_is_refused_before_it_is_allocated(tmp_path, args):
 
 
 def test_the_largest_registered_model_is_far_below_the_bound(tmp_path):
-    from lowlight.checkpoint import MAX_PARAMETERS, MAX_TENSORS
+    from lowlight.models.checkpoint import MAX_PARAMETERS, MAX_TENSORS
     from lowlight.models import count_parameters, list_models
 
     for name in list_models():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lowlight.config import DegradeConfig
-from lowlight.degrade import (Degradation, apply_degradation, darken, linear_to_srgb, sample_degradation,
+from lowlight.data.degrade import (Degradation, apply_degradation, darken, linear_to_srgb, sample_degradation,
                               srgb_to_linear)
 
 from conftest import synthetic_photo

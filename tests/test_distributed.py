@@ -15,14 +15,14 @@ import pytest
 import numpy as np
 from PIL import Image
 
-from lowlight.checkpoint import load_checkpoint
-from lowlight.training import weights_digest
+from lowlight.models.checkpoint import load_checkpoint
+from lowlight.training.loop import weights_digest
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
     from pathlib import Path
     from lowlight.config import BaseConfig, TrainConfig
-    from lowlight.training import TrainOutputs, train
+    from lowlight.training.loop import TrainOutputs, train
 
     prepared, mapped, out = map(Path, sys.argv[1:4])
     # llcnn has batch norm: its running statistics must end equal on both ranks too

@@ -54,15 +54,22 @@ def _imports(path: Path) -> set[str]:
 NOT_FOLLOWED = {REPO / "lowlight" / "__init__.py"}
 
 
+def _with_packages(mod: str) -> list[str]:
+    """``lowlight.data.prepare`` runs ``lowlight/data/__init__.py`` first: a module and the packages above it."""
+    parts = mod.split(".")
+    return [".".join(parts[:k]) for k in range(2, len(parts) + 1)]
+
+
 def closure(script: Path) -> set[Path]:
     todo, seen = [script], set()
     while todo:
         f = todo.pop()
         for mod in _imports(f):
-            mf = _module_file(mod)
-            if mf and mf not in seen and mf not in NOT_FOLLOWED:
-                seen.add(mf)
-                todo.append(mf)
+            for name in _with_packages(mod):
+                mf = _module_file(name)
+                if mf and mf not in seen and mf not in NOT_FOLLOWED:
+                    seen.add(mf)
+                    todo.append(mf)
     return seen
 
 

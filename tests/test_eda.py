@@ -1,4 +1,4 @@
-"""Percentile EDA (lowlight.eda) and the three histogram-branch stage scripts."""
+"""Percentile EDA (lowlight.histbranch.eda) and the three histogram-branch stage scripts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lowlight.config import ConfigError, EdaConfig, from_dict
-from lowlight.eda import correlation_matrix, correlation_summary
+from lowlight.histbranch.eda import correlation_matrix, correlation_summary
 
 from conftest import REPO
 
@@ -116,7 +116,7 @@ def test_stage_scripts_run_in_order(tiny_prepared, tmp_path, monkeypatch, capsys
 
     import yaml
 
-    pytest.importorskip("lowlight.evaluation")
+    pytest.importorskip("lowlight.evaluation.scores")
     (tmp_path / "data").mkdir()
     shutil.move(tiny_prepared, tmp_path / "data" / "prepared")
     (tmp_path / "params.yaml").write_text(

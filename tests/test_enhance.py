@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from lowlight.checkpoint import save_checkpoint
-from lowlight.cli import main as cli_main
+from lowlight.models.checkpoint import save_checkpoint
+from lowlight.cli.main import main as cli_main
 from lowlight.config import QuantilesConfig
-from lowlight.inference import Enhancer, enhance
+from lowlight.inference.enhancer import Enhancer, enhance
 from lowlight.models import build_model
 from lowlight.models.padding import run_padded
-from lowlight.quantiles import QuantileModel
+from lowlight.histbranch.quantiles import QuantileModel
 
 from conftest import darken, synthetic_photo
 
@@ -79,7 +79,7 @@ def test_tiled_matches_untiled(enhancer):
 
 def _whole_image_blend(net: Enhancer, low: np.ndarray) -> np.ndarray:
     """The tiled run with one float accumulator for the whole image (as before the bands)."""
-    from lowlight.inference import _blend_window, _tile_starts, _to_uint8
+    from lowlight.inference.tiles import blend_window, tile_starts, to_uint8
     from lowlight.models.padding import size_multiple
 
     h, w = low.shape[:2]
@@ -90,15 +90,15 @@ def _whole_image_blend(net: Enhancer, low: np.ndarray) -> np.ndarray:
     overlap = min(-(-net.overlap // m) * m, tile // 2 // m * m)
     H, W = pad.shape[:2]
     acc, weight = np.zeros((H, W, 3), np.float32), np.zeros((H, W, 1), np.float32)
-    for y0 in _tile_starts(H, tile, overlap):
-        for x0 in _tile_starts(W, tile, overlap):
+    for y0 in tile_starts(H, tile, overlap):
+        for x0 in tile_starts(W, tile, overlap):
             sl = (slice(y0, min(y0 + tile, H)), slice(x0, min(x0 + tile, W)))
             out = net._run(pad[sl], pad[sl])
-            win = _blend_window(*out.shape[:2], overlap, (y0 > 0, y0 + tile < H, x0 > 0, x0 + tile < W))[..., None]
+            win = blend_window(*out.shape[:2], overlap, (y0 > 0, y0 + tile < H, x0 > 0, x0 + tile < W))[..., None]
             acc[sl] += out * win
             weight[sl] += win
     acc /= weight
-    return _to_uint8(acc[:h, :w])
+    return to_uint8(acc[:h, :w])
 
 
 def test_tiles_in_bands_equal_one_whole_image_accumulator(enhancer, monkeypatch):
@@ -266,7 +266,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "lowlight" / "weights"
 
 @pytest.mark.skipif(not (SHIPPED / "model.pt").exists(), reason="no shipped weights in this checkout")
 def test_shipped_weights_are_small_self_describing_and_work():
-    from lowlight.checkpoint import read_checkpoint
+    from lowlight.models.checkpoint import read_checkpoint
 
     files = [SHIPPED / "model.pt", SHIPPED / "quantiles.ubj"]
     assert sum(f.stat().st_size for f in files) < 10 * 1024 * 1024

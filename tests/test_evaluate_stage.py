@@ -11,14 +11,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from lowlight.baselines import baselines
+from lowlight.evaluation.baselines import baselines
 from lowlight.config import EvaluateConfig
 from lowlight.errors import DataError
-from lowlight.evaluation import METRICS, evaluate_dirs
+from lowlight.evaluation.folders import evaluate_dirs
+from lowlight.evaluation.scores import METRICS
 
 from conftest import REPO, load_stage, write_prepared
 
-run_evaluation = load_stage("evaluate").run_evaluation  # the stage's own scoring loop
+_stage = load_stage("evaluate")
+run_evaluation, EvalOutputs = _stage.run_evaluation, _stage.EvalOutputs  # the stage's own scoring loop
 
 
 def _brighten(low: np.ndarray) -> np.ndarray:
@@ -30,8 +32,9 @@ FAKE_METHODS = {"identity": lambda x: x.copy(), "times4": _brighten}
 
 def _run(root, tmp_path, methods=FAKE_METHODS, cfg=EvaluateConfig(examples=2)):
     out = tmp_path / "out"
-    return run_evaluation(root, methods, cfg, out / "metrics" / "eval.json", out / "metrics" / "per_image.csv",
-                          out / "plots", table_md=out / "metrics" / "eval_table.md", workers=2), out
+    outputs = EvalOutputs(out / "metrics" / "eval.json", out / "metrics" / "per_image.csv", out / "plots",
+                          out / "metrics" / "eval_table.md")
+    return run_evaluation(root, methods, cfg, outputs, workers=2), out
 
 
 def test_run_evaluation_writes_every_output(tiny_prepared, tmp_path):
@@ -101,7 +104,7 @@ def test_examples_zero_draws_no_grid(tiny_prepared, tmp_path):
 
 
 class _FakeEnhancer:
-    """Stands in for lowlight.inference.Enhancer: no trained models needed."""
+    """Stands in for lowlight.inference.enhancer.Enhancer: no trained models needed."""
 
     @classmethod
     def from_files(cls, quantile_model, checkpoint, histmap, device):
@@ -168,7 +171,7 @@ def _folders(tmp_path, n=3):
 
 
 def test_cli_evaluate_prints_a_table_and_writes_files(tmp_path, capsys):
-    from lowlight.cli import main
+    from lowlight.cli.main import main
 
     pred, ref = _folders(tmp_path)
     rc = main(["evaluate", str(pred), str(ref), "--csv", str(tmp_path / "s.csv"),
@@ -184,7 +187,7 @@ def test_cli_evaluate_prints_a_table_and_writes_files(tmp_path, capsys):
 
 
 def test_cli_evaluate_names_a_missing_file(tmp_path, capsys):
-    from lowlight.cli import main
+    from lowlight.cli.main import main
 
     pred, ref = _folders(tmp_path)
     (pred / "val001.png").unlink()

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from lowlight.errors import DataError
-from lowlight.evaluation import (PSNR_CAP, evaluate_dirs, gt_mean, natural_key, psnr, score_images,
+from lowlight.evaluation.folders import evaluate_dirs
+from lowlight.evaluation.scores import (PSNR_CAP, gt_mean, natural_key, psnr, score_images,
                                  score_pair, ssim, summarize)
 
 from conftest import darken, lol_root, synthetic_photo
@@ -253,7 +254,7 @@ def test_evaluate_dirs_refuses_ambiguous_stems_and_missing_folders(tmp_path):
 
 @pytest.mark.fault
 def test_images_smaller_than_the_ssim_window_are_one_line_naming_the_file(tmp_path, capsys):
-    from lowlight.cli import main
+    from lowlight.cli.main import main
 
     small, fine = synthetic_photo(8, 30, seed=1), synthetic_photo(20, 24, seed=2)
     for folder in ("pred", "ref"):

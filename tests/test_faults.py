@@ -127,12 +127,12 @@ def world(tmp_path_factory) -> Path:
     a (randomly initialised) network checkpoint, dark photos to enhance and params.yaml."""
     import torch
 
-    from lowlight.checkpoint import save_checkpoint
+    from lowlight.models.checkpoint import save_checkpoint
     from lowlight.config import HistmapConfig, QuantilesConfig, to_dict
     from conftest import load_stage
     from lowlight.models import build_model
-    from lowlight.pairs import load_pairs
-    from lowlight.quantiles import QuantileModel
+    from lowlight.data.pairs import load_pairs
+    from lowlight.histbranch.quantiles import QuantileModel
 
     root = tmp_path_factory.mktemp("world")
     for i in range(10):
@@ -278,7 +278,7 @@ def _content(path: Path):
             assert None not in r and None not in r.values(), f"{path}: ragged row {r}"
         return [_drop_timing(r) for r in rows]
     if suffix == ".pt":
-        from lowlight.checkpoint import read_checkpoint
+        from lowlight.models.checkpoint import read_checkpoint
 
         ckpt = read_checkpoint(path)
         h = hashlib.sha256()
@@ -464,8 +464,8 @@ def test_kill_enhance_cli_leaves_only_complete_images(world, reference, tmp_path
 
 @pytest.mark.parametrize("reader", ["enhance", "evaluate"])
 def test_temporary_files_left_by_a_kill_are_not_taken_as_images(tmp_path, reader):
-    from lowlight.cli_enhance import plan_jobs
-    from lowlight.evaluation import evaluate_dirs
+    from lowlight.cli.enhance import plan_jobs
+    from lowlight.evaluation.folders import evaluate_dirs
 
     out, refs = tmp_path / "enhanced", tmp_path / "refs"
     photo = synthetic_photo(32, 32, seed=1)
@@ -503,7 +503,7 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 
 def _enhance_cli(world: Path, inputs, out: Path, capsys, weights: Path | None = None) -> tuple[int, str]:
     """``lowlight enhance`` in this process (its exit code and stderr); the kill tests run it as a process."""
-    from lowlight.cli import main
+    from lowlight.cli.main import main
 
     code = main(["enhance", *map(str, inputs), "-o", str(out), "-q",
                  "--weights", str(weights or world / "models" / "model.pt"),
@@ -512,7 +512,7 @@ def _enhance_cli(world: Path, inputs, out: Path, capsys, weights: Path | None = 
 
 
 def test_enhance_cli_names_each_bad_file_and_does_the_rest(world, tmp_path, capsys):
-    from lowlight.inference import Enhancer, enhance
+    from lowlight.inference.enhancer import Enhancer, enhance
 
     src = tmp_path / "in"
     src.mkdir()
@@ -616,7 +616,7 @@ BAD_TRAIN = [
 @pytest.mark.parametrize("key, value, names", [
     pytest.param(*case, id=f"{case[0]}={case[1]}") for case in BAD_TRAIN])
 def test_bad_train_params_stop_before_any_work(world, tmp_path, monkeypatch, capsys, key, value, names):
-    import lowlight.training_build as training  # where the run is built and the data first read
+    import lowlight.training.build as training  # where the run is built and the data first read
 
     params = yaml.safe_load((world / "params.yaml").read_text())
     params["train"][key] = value

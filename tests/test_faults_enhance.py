@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowlight.cli import main
+from lowlight.cli.main import main
 from lowlight.imageio import MAX_PIXELS, ImageError, load_image
 
 from enhance_stub import run_cli, weight_files
@@ -50,9 +50,9 @@ def test_missing_weights_are_one_line(tmp_path, capsys, monkeypatch):
     code = main(["enhance", str(src), "-o", str(tmp_path / "o"), "--weights", "nope.pt", "--quantile-model", q])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and "--weights nope.pt: file does not exist" in line, line
-    import lowlight.inference
+    import lowlight.inference.enhancer
 
-    monkeypatch.setattr(lowlight.inference, "WEIGHTS_DIR", tmp_path / "empty")  # an install without its weights
+    monkeypatch.setattr(lowlight.inference.enhancer, "WEIGHTS_DIR", tmp_path / "empty")  # an install without its weights
     code = main(["enhance", str(src), "-o", str(tmp_path / "o")])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and "shipped weights are missing" in line and "--weights" in line, line

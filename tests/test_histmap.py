@@ -1,4 +1,4 @@
-"""Target histograms, the KDE bandwidth conversion and CDF matching (lowlight.histmap)."""
+"""Target histograms, the KDE bandwidth conversion and CDF matching (lowlight.histbranch.histmap)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from scipy.stats import gaussian_kde
 
 from conftest import darken, synthetic_photo
 from lowlight.config import HistmapConfig, QuantilesConfig
-from lowlight.histmap import (interp_pdf, kde_density, kde_factor, kde_pdf, map_image,
+from lowlight.histbranch.histmap import (interp_pdf, kde_density, kde_factor, kde_pdf, map_image,
                               map_to_histogram, match_lut, percentile_weights, target_pdf)
-from lowlight.histogram import LUMA_WEIGHTS, channel_counts, luma, percentiles
-from lowlight.quantiles import QuantileModel
+from lowlight.histbranch.histogram import LUMA_WEIGHTS, channel_counts, luma, percentiles
+from lowlight.histbranch.quantiles import QuantileModel
 
 LEVELS = np.arange(256.0)
 CONFIGS = [HistmapConfig(method="interp"), HistmapConfig(method="kde", bandwidth=6.0),
@@ -223,8 +223,9 @@ def _histmap_stage(data, model, out, metrics, train_predictions=None):
 
 @pytest.mark.slow
 def test_histmap_stage_end_to_end(tiny_prepared, tmp_path):
-    from lowlight.pairs import SPLITS, list_pairs, load_pairs
-    from lowlight.quantiles import targets, write_predictions
+    from lowlight.data.pairs import SPLITS, list_pairs, load_pairs
+    from lowlight.histbranch.cross_fit import write_predictions
+    from lowlight.histbranch.quantiles import targets
 
     cfg = QuantilesConfig(n_estimators=10, grid=2)
     stems, lows, highs = load_pairs(tiny_prepared, "train")
@@ -249,8 +250,9 @@ def test_histmap_stage_names_a_missing_model_and_missing_predictions(tiny_prepar
         _histmap_stage(tiny_prepared, tmp_path / "nope.ubj", tmp_path / "m", tmp_path / "m.json")
     assert exc.value.code == 2 and "nope.ubj" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
-    from lowlight.pairs import load_pairs
-    from lowlight.quantiles import targets, write_predictions
+    from lowlight.data.pairs import load_pairs
+    from lowlight.histbranch.cross_fit import write_predictions
+    from lowlight.histbranch.quantiles import targets
 
     stems, lows, highs = load_pairs(tiny_prepared, "train")
     QuantileModel(QuantilesConfig(n_estimators=5)).fit(lows, highs, threads=1).save(tmp_path / "q.ubj")
@@ -267,7 +269,7 @@ def test_lol_pairs_mapped_with_their_true_percentiles():
     from conftest import lol_root
     from PIL import Image
 
-    from lowlight.evaluation import psnr
+    from lowlight.evaluation.scores import psnr
 
     root = lol_root()
     if root is None:

@@ -1,11 +1,11 @@
-"""Percentile extraction and histogram helpers (lowlight.histogram)."""
+"""Percentile extraction and histogram helpers (lowlight.histbranch.histogram)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lowlight.histogram import (bin_edges, channel_counts, luma, luma_counts, luma_u8, normalized_histograms,
+from lowlight.histbranch.histogram import (bin_edges, channel_counts, luma, luma_counts, luma_u8, normalized_histograms,
                                 percentile_levels, percentiles, percentiles_from_counts, pil_view)
 
 

@@ -161,7 +161,7 @@ def test_too_many_pixels_refused_from_the_header(tmp_path):
 
 
 def test_the_api_refuses_too_many_pixels_before_decoding(tmp_path):
-    from lowlight.inference import enhance
+    from lowlight.inference.enhancer import enhance
 
     path = tmp_path / "wide.png"
     Image.new("RGB", (300, 200)).save(path)

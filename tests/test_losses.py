@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from lowlight.losses import LOSSES, SSIM, build_loss, psnr, ssim
+from lowlight.training.losses import LOSSES, SSIM, build_loss, psnr, ssim
 
 
 def _t(img: np.ndarray) -> torch.Tensor:
@@ -84,7 +84,7 @@ def test_unknown_loss():
 
 
 def test_the_color_term_sees_global_brightness_and_colour_only():
-    from lowlight.losses import build_loss, mean_color
+    from lowlight.training.losses import build_loss, mean_color
 
     torch.manual_seed(0)
     target = torch.rand(2, 3, 16, 16)
@@ -95,3 +95,11 @@ def test_the_color_term_sees_global_brightness_and_colour_only():
     plain, with_color = build_loss("l1_ssim"), build_loss("l1_ssim", color_weight=2.0)
     assert abs(float(with_color(brighter, target) - plain(brighter, target)) - 0.1) < 1e-5
     assert build_loss("l1_ssim", 0.0) is plain
+
+
+def test_loss_names_have_one_list():
+    from lowlight.config import LOSS_NAMES, TrainConfig, from_dict
+
+    assert tuple(LOSSES) == LOSS_NAMES  # config.LOSS_NAMES is what params.yaml may name
+    for name in LOSS_NAMES:
+        assert from_dict(TrainConfig, {"loss": name}).loss == name

@@ -111,7 +111,7 @@ def _flat_noisy(seed: int = 0, size: int = 192) -> torch.Tensor:
 
 
 def _grid_of(model, x: torch.Tensor) -> float:
-    from lowlight.periodic import GRID_PERIODS, grid_index
+    from lowlight.evaluation.periodic import GRID_PERIODS, grid_index
 
     with torch.inference_mode():  # float output: 8-bit rounding of a near-flat image adds its own structure
         y = run_padded(model.eval(), x)[0].permute(1, 2, 0).numpy() * 255

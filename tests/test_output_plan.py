@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lowlight.imageio import WRITE_FORMATS
-from lowlight.output_plan import plan_outputs
+from lowlight.cli.output_plan import plan_outputs
 
 from enhance_stub import run_cli
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowlight import prepare as prep
+from lowlight.data import prepare as prep
 from lowlight.config import DataConfig
 from lowlight.errors import DataError
-from lowlight.pairs import SPLITS, list_pairs, load_pairs
+from lowlight.data.pairs import SPLITS, list_pairs, load_pairs
 
 from conftest import REPO, darken, lol_root, synthetic_photo
 
@@ -333,7 +333,7 @@ def test_failure_while_writing_leaves_old_output(lol, tmp_path, monkeypatch):
     prep.prepare(lol_cfg(lol), seed=0, out=out)
     before = tree(out)
     calls = {"n": 0}
-    import lowlight.pair_writer as writer
+    import lowlight.data.pair_writer as writer
 
     real = writer.encode_png
 

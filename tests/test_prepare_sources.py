@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowlight import prepare as prep
+from lowlight.data import prepare as prep
 from lowlight.config import ConfigError, DataConfig, from_dict
 from lowlight.errors import DataError
-from lowlight.pairs import SPLITS, load_pairs
+from lowlight.data.pairs import SPLITS, load_pairs
 
 from conftest import synthetic_photo
 from test_prepare import assert_manifest_matches_files, make_lol, manifest, save, tree

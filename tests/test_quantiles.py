@@ -1,4 +1,4 @@
-"""The XGBoost quantile model (lowlight.quantiles): features, guarantees, files."""
+"""The XGBoost quantile model (lowlight.histbranch.quantiles): features, guarantees, files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from conftest import darken, synthetic_photo
 from lowlight.config import ConfigError, QuantilesConfig, from_dict
 from lowlight.errors import DataError
-from lowlight.quantiles import (QuantileModel, _decode, _merge_single_target, feature_names, features,
+from lowlight.histbranch.quantiles import (QuantileModel, _decode, _merge_single_target, feature_names, features,
                                 image_features, targets)
 
 
@@ -199,7 +199,7 @@ def _quantiles_stage(data, tmp_path, cfg: dict):
 
 @pytest.mark.slow
 def test_quantiles_stage_end_to_end(tiny_prepared, tmp_path):
-    from lowlight.quantiles import read_predictions
+    from lowlight.histbranch.cross_fit import read_predictions
 
     m = _quantiles_stage(tiny_prepared, tmp_path, {"n_estimators": 10, "examples": 2, "cross_fit_folds": 3})
     assert (tmp_path / "m" / "q.ubj").is_file()
@@ -218,19 +218,19 @@ def test_quantiles_stage_end_to_end(tiny_prepared, tmp_path):
 
 def test_cross_fit_holds_out_whole_groups():
     """An image's out-of-fold prediction comes from a model that never saw its group."""
-    from lowlight.quantiles import cross_fit
+    from lowlight.histbranch.cross_fit import cross_fit
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 3, 5)).astype(np.float32)
     y = np.sort(rng.uniform(0, 255, size=(8, 3, 21)), axis=-1)
     groups = ["a", "a", "b", "b", "c", "c", "d", "d"]
     y[0] = y[1] = 200.0  # group "a" alone is bright: no other group can teach that
-    cfg = QuantilesConfig(n_estimators=20, min_child_weight=0, subsample=1, colsample_bytree=1)
-    oof = cross_fit(x, y, groups, cfg, folds=4)
+    cfg = QuantilesConfig(n_estimators=20, min_child_weight=0, subsample=1, colsample_bytree=1, cross_fit_folds=4)
+    oof = cross_fit(x, y, groups, cfg)
     assert oof.shape == y.shape
     assert oof[:2].mean() < 150  # predicted from b, c, d only
     with pytest.raises(DataError, match="cross_fit_folds"):
-        cross_fit(x[:2], y[:2], ["a", "a"], cfg, folds=4)
+        cross_fit(x[:2], y[:2], ["a", "a"], cfg)
 
 
 def test_quantiles_stage_needs_training_pairs(tmp_path, capsys):
@@ -252,7 +252,7 @@ _LOAD_IN_CHILD = """
 import json, sys, time
 import numpy as np
 from lowlight.errors import DataError
-from lowlight.quantiles import QuantileModel, _xgb
+from lowlight.histbranch.quantiles import QuantileModel, _xgb
 _xgb()  # time the refusals, not XGBoost's import (about a second)
 for name, path in json.loads(sys.argv[1]):
     print(json.dumps({"case": name, "started": True}), flush=True)
@@ -412,7 +412,7 @@ def test_an_image_given_as_the_quantile_model_is_refused(tmp_path, photo):
 
 @pytest.mark.fault
 def test_oversized_model_file_is_refused_before_reading(tmp_path, monkeypatch):
-    import lowlight.quantiles as q
+    import lowlight.histbranch.quantiles as q
 
     monkeypatch.setattr(q, "MAX_MODEL_BYTES", 1000)  # the bound QuantileModel.load reads
     big = tmp_path / "big.ubj"
@@ -423,7 +423,7 @@ def test_oversized_model_file_is_refused_before_reading(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("variant", range(len(VARIANTS)))
 def test_ubjson_reader_matches_xgboost_json_dump(fitted, variant, tmp_path):
-    from lowlight.quantile_file import read_ubjson as _read_ubjson
+    from lowlight.histbranch.quantile_file import read_ubjson as _read_ubjson
 
     ours = _read_ubjson(fitted[variant].save(tmp_path / "m.ubj").read_bytes())
     theirs = json.loads(fitted[variant].booster.save_raw("json"))

@@ -20,14 +20,14 @@ import pytest
 import torch
 from PIL import Image
 
-from lowlight import losses
-from lowlight.checkpoint import load_checkpoint, read_checkpoint
+from lowlight.training import losses
+from lowlight.models.checkpoint import load_checkpoint, read_checkpoint
 from lowlight.config import BaseConfig, TrainConfig
 from lowlight.errors import DataError, user_errors
-from lowlight.evaluation import psnr
+from lowlight.evaluation.scores import psnr
 from lowlight.models.padding import run_padded
-from lowlight.train_data import CropDataset, load_split, stack_inputs
-from lowlight.training import LOG_COLUMNS, TrainingError, TrainOutputs, state_path, to_uint8, train
+from lowlight.training.data import CropDataset, load_split, stack_inputs
+from lowlight.training.loop import LOG_COLUMNS, TrainingError, TrainOutputs, state_path, to_uint8, train
 
 REPO = Path(__file__).resolve().parents[1]
 # one thread: the results do not depend on it, and on a busy 2-core machine two threads wait on each other
@@ -166,7 +166,7 @@ def test_state_from_other_params_is_not_resumed(data, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_state_from_other_code_is_not_resumed(data, tmp_path, monkeypatch):
-    import lowlight.training_build as training
+    import lowlight.training.build as training
 
     out = tmp_path / "run"
     monkeypatch.setitem(losses.LOSSES, "l1_ssim", CountingLoss("l1_ssim", at=7, fault="kill"))

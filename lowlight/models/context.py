@@ -31,7 +31,7 @@ def image_context(x: torch.Tensor, size: int = CONTEXT_SIZE) -> torch.Tensor:
 
 
 def uses_context(model: torch.nn.Module) -> bool:
-    from .padding import unwrap
+    from lowlight.models.padding import unwrap
 
     return bool(getattr(unwrap(model), "uses_context", False))
 

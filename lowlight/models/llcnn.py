@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_model
+from lowlight.models.registry import register_model
 
 __all__ = ["LLCNN"]
 

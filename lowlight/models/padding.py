@@ -57,7 +57,7 @@ def run_padded(model: nn.Module, x: torch.Tensor, context: torch.Tensor | None =
     (before padding) unless the caller passes the one of a larger image ``x`` is
     cut from (a training crop, an inference tile).
     """
-    from .context import image_context, uses_context
+    from lowlight.models.context import image_context, uses_context
 
     xp, (h, w) = pad_to_multiple(x, size_multiple(model))
     if _prefers_channels_last(model):

@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..config import ConfigError
-from ..errors import short_repr
+from lowlight.config import ConfigError
+from lowlight.errors import short_repr
 
 __all__ = ["ModelError", "register_model", "list_models", "model_class", "model_arguments", "build_model",
            "count_parameters"]

@@ -1,7 +1,7 @@
 """The default network: a compact U-Net with a global view that turns the low and
 histogram-mapped images into the result.
 
-Histogram mapping (:mod:`lowlight.histmap`) gets the tone and colour roughly
+Histogram mapping (:mod:`lowlight.histbranch.histmap`) gets the tone and colour roughly
 right, but its percentiles are predicted and often off in global brightness; the
 rest is local (the noise the mapping amplified, local contrast, colour casts in
 shadows). So the network has two parts:
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from lowlight.models.registry import register_model
 
 __all__ = ["UNet", "GlobalBranch"]
 

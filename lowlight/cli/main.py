@@ -1,0 +1,39 @@
+"""The ``lowlight`` command: ``lowlight enhance ...``, ``lowlight evaluate ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lowlight import __version__
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowlight", description="Low-light image enhancement.")
+    parser.add_argument("--version", action="version", version=f"lowlight {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from lowlight.cli import enhance as cli_enhance, evaluate as cli_evaluate
+
+    cli_enhance.add_parser(sub)
+    cli_evaluate.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    from lowlight.errors import UserError, one_line
+
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"lowlight {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

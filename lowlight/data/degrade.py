@@ -1,0 +1,91 @@
+"""Physically based low-light degradation: turn a well-lit sRGB photo into a dark, noisy one.
+
+The model follows the usual sensor pipeline used to synthesise low-light
+training pairs (Brooks et al., "Unprocessing Images for Learned Raw Denoising",
+CVPR 2019; Wei et al., "A Physics-based Noise Formation Model for Extreme
+Low-light Raw Denoising", CVPR 2020), reduced to what matters for 8-bit output:
+
+1. sRGB -> linear light with the exact IEC 61966-2-1 transfer function;
+2. a mild per-channel colour cast (gains ``1 +- color_cast``): white balance and
+   spectral sensitivity drift in dim light;
+3. exposure cut by a factor drawn log-uniformly in ``[exposure_min, exposure_max]``
+   (stops, not linear steps, are what a photographer varies);
+4. shot noise: the expected photo-electron count is ``linear * exposure * full_well``,
+   drawn from a Poisson law and divided back by ``full_well`` so the image stays dark;
+5. Gaussian read noise of std ``read_noise`` in linear light (white = 1);
+6. clip to [0, 1], back to sRGB and 8-bit quantisation (round to nearest).
+
+Because shot noise has std ``sqrt(signal / full_well)``, the signal-to-noise
+ratio falls as ``sqrt(exposure)``: darker draws are also noisier, as in real
+photos. Everything is vectorised over the whole image; randomness comes only
+from the ``numpy.random.Generator`` passed in, so a seed reproduces the output
+bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lowlight.config import DegradeConfig
+
+__all__ = ["Degradation", "srgb_to_linear", "linear_to_srgb", "sample_degradation", "apply_degradation",
+           "darken"]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """The random draws of one darkened image (recorded in the manifest)."""
+
+    exposure: float  # linear factor applied to the light, e.g. 0.05 = 1/20
+    gains: tuple[float, float, float]  # per-channel colour-cast gains (R, G, B)
+
+
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 decoding of values in [0, 1] (not the gamma-2.2 approximation)."""
+    srgb = np.asarray(srgb, dtype=np.float64)
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 encoding of linear values in [0, 1]."""
+    linear = np.asarray(linear, dtype=np.float64)
+    # the max() keeps the power away from negatives; that branch is discarded by where()
+    return np.where(linear <= 0.0031308, linear * 12.92,
+                    1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def sample_degradation(cfg: DegradeConfig, rng: np.random.Generator) -> Degradation:
+    """Draw an exposure factor (log-uniform) and colour-cast gains (uniform)."""
+    lo, hi = np.log(cfg.exposure_min), np.log(cfg.exposure_max)
+    exposure = float(np.exp(rng.uniform(lo, hi))) if hi > lo else float(cfg.exposure_min)
+    gains = rng.uniform(1 - cfg.color_cast, 1 + cfg.color_cast, 3)
+    return Degradation(exposure=exposure, gains=tuple(float(g) for g in gains))
+
+
+def apply_degradation(rgb: np.ndarray, d: Degradation, cfg: DegradeConfig,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Darken ``rgb`` (uint8 H x W x 3) with the given draws; noise comes from ``rng``."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected a uint8 H x W x 3 image, got {rgb.dtype} {rgb.shape}")
+    linear = srgb_to_linear(rgb / 255.0) * np.asarray(d.gains)
+    electrons = rng.poisson(np.clip(linear, 0, None) * (d.exposure * cfg.full_well))
+    dark = electrons / cfg.full_well
+    if cfg.read_noise > 0:
+        dark = dark + rng.normal(0.0, cfg.read_noise, dark.shape)
+    out = np.rint(linear_to_srgb(np.clip(dark, 0.0, 1.0)) * 255.0)
+    return out.astype(np.uint8)
+
+
+def darken(rgb_uint8: np.ndarray, cfg: DegradeConfig, rng: np.random.Generator,
+           return_params: bool = False):
+    """Low-light version of a well-lit photo: uint8 in, uint8 out (same shape).
+
+    With ``return_params=True`` returns ``(image, Degradation)`` so callers can
+    record the exposure and gains that were drawn.
+    """
+    d = sample_degradation(cfg, rng)
+    out = apply_degradation(rgb_uint8, d, cfg, rng)
+    return (out, d) if return_params else out

@@ -1,0 +1,281 @@
+"""The single inference path: low image -> histogram mapping -> network -> enhanced image.
+
+Used by ``lowlight enhance``, the ``evaluate`` stage and the tests, so padding,
+tiling and device handling live here once:
+
+1. the quantile model predicts the well-lit image's 21 percentiles per channel
+   from the WHOLE low image's histogram (also when the network runs in tiles);
+2. :func:`lowlight.histbranch.histmap.map_image` maps the low image onto that histogram;
+3. the network refines (low, mapped) into the final image, padded to its size
+   multiple in :mod:`lowlight.models.padding`; images over ``tile_pixels`` are
+   processed in overlapping tiles blended with a smooth window, so there are no
+   seams and memory stays bounded (one band of tile rows is held in float at a time);
+4. ``strength`` blends the result with the input in 8-bit space,
+   ``round(low + s * (enhanced - low))``: 0 gives the input back, 1 (the default) the
+   full enhancement, up to :data:`STRENGTH_MAX` brightens further.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowlight.inference import shipped
+from lowlight.config import HistmapConfig, from_dict
+from lowlight.errors import UserError
+from lowlight.imageio import MAX_PIXELS, too_large
+from lowlight.inference.tiles import apply_strength, blend_window, tile_starts, to_uint8
+
+__all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "check_strength", "resolve_device",
+           "WEIGHTS_DIR", "STRENGTH_MAX"]
+
+WEIGHTS_DIR = shipped.WEIGHTS_DIR
+
+STRENGTH_MAX = 1.5
+"""Above 1 the enhancement is extrapolated (brighter still); past 1.5 highlights clip badly."""
+
+
+class EnhanceError(UserError, ValueError):
+    """A setting or file for enhancing that the person can fix (device, weights, strength);
+    the command line prints it as one line."""
+
+
+def default_weights() -> tuple[Path, Path]:
+    """The shipped quantile model and network checkpoint (trained on LOL by this pipeline)."""
+    q, n = WEIGHTS_DIR / shipped.QUANTILE_MODEL, WEIGHTS_DIR / shipped.NETWORK
+    missing = [str(p) for p in (q, n) if not p.is_file()]
+    if missing:
+        raise EnhanceError(f"shipped weights are missing: {', '.join(missing)}; reinstall lowlight or "
+                           "pass --weights and --quantile-model")
+    return q, n
+
+
+def resolve_device(device: str):
+    """``'auto'`` (CUDA when torch sees it), ``'cpu'`` or ``'cuda'``; an unusable choice is an EnhanceError."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind = str(device).split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise EnhanceError(f"--device {device}: unknown device; use --device cpu, cuda or auto")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise EnhanceError(f"--device {device}: torch sees no CUDA device on this machine; use --device cpu or auto")
+    return torch.device(device)
+
+
+def check_strength(strength) -> float:
+    """``strength`` as a float in [0, STRENGTH_MAX]; anything else is an EnhanceError."""
+    ok = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
+    if not ok or not 0 <= strength <= STRENGTH_MAX:
+        raise EnhanceError(f"--strength {strength!r}: must be a number from 0 (the input unchanged) to "
+                           f"{STRENGTH_MAX:g}; 1 is the full enhancement")
+    return float(strength)
+
+
+@dataclass
+class Enhancer:
+    """Holds the loaded models; call it on a uint8 RGB array."""
+
+    quantile_model: Any
+    network: Any = None  # torch.nn.Module or None (mapping only)
+    inputs: str = "low+mapped"
+    histmap: HistmapConfig = field(default_factory=HistmapConfig)
+    device: str = "cpu"
+    tile_pixels: int = 1024 * 1024  # above this many pixels the network runs in tiles
+    tile: int = 768
+    overlap: int = 64
+    strength: float = 1.0  # 0: the input unchanged, 1: the full enhancement (see check_strength)
+
+    def __post_init__(self):
+        self.strength = check_strength(self.strength)
+
+    @classmethod
+    def from_files(cls, quantile_model: str | Path, checkpoint: str | Path | None = None,
+                   histmap: HistmapConfig | None = None, device: str = "cpu", **kwargs) -> "Enhancer":
+        from lowlight.histbranch.quantiles import QuantileModel
+
+        qm = QuantileModel.load(Path(quantile_model))
+        net, inputs = None, "low+mapped"
+        torch_device = resolve_device(device)
+        if checkpoint is not None:
+            from lowlight.models.checkpoint import load_checkpoint
+
+            net, meta = load_checkpoint(Path(checkpoint), device=torch_device)
+            inputs = meta.get("inputs", inputs)
+            if histmap is None:
+                raw = (meta.get("params") or {}).get("histmap")
+                if raw:
+                    histmap = from_dict(HistmapConfig, raw, prefix="histmap")
+        return cls(qm, net, inputs, histmap or HistmapConfig(), str(torch_device), **kwargs)
+
+    @classmethod
+    def pretrained(cls, device: str = "cpu", **kwargs) -> "Enhancer":
+        q, n = default_weights()
+        return cls.from_files(q, n, device=device, **kwargs)
+
+    # ----------------------------------------------------------------- steps
+
+    def predict_percentiles(self, rgb: np.ndarray) -> np.ndarray:
+        return self.quantile_model.predict([rgb])[0]
+
+    def map(self, rgb: np.ndarray) -> np.ndarray:
+        """Histogram mapping alone (the network's input)."""
+        from lowlight.histbranch.histmap import map_image
+
+        _check_rgb(rgb)
+        return map_image(rgb, self.predict_percentiles(rgb), self.histmap)
+
+    def __call__(self, rgb: np.ndarray, strength: float | None = None) -> np.ndarray:
+        """The enhanced image (uint8 H x W x 3); ``strength`` overrides :attr:`strength` for this call."""
+        _check_rgb(rgb)
+        strength = self.strength if strength is None else check_strength(strength)
+        if strength == 0.0:
+            return rgb.copy()
+        mapped = self.map(rgb)
+        if self.network is None:
+            out = mapped
+        elif rgb.shape[0] * rgb.shape[1] <= self.tile_pixels:
+            out = to_uint8(self._run(rgb, mapped))
+        else:
+            out = self._run_tiled(rgb, mapped)
+        return apply_strength(rgb, out, strength)
+
+    # ----------------------------------------------------------------- network
+
+    def _input_tensor(self, low: np.ndarray, mapped: np.ndarray):
+        import torch
+
+        from lowlight.training.data import stack_inputs  # the same stacking the network was trained with
+
+        x = np.ascontiguousarray(stack_inputs(low, mapped, self.inputs))
+        t = torch.from_numpy(x).to(self.device)
+        return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+    def _run(self, low: np.ndarray, mapped: np.ndarray, context=None) -> np.ndarray:
+        """Network on one (tile of an) image; float32 H x W x 3 in [0, 1].
+
+        ``context``: the whole image's (a tile gets the context of the photo it is cut
+        from); None computes it from this image, which is right for a whole image.
+        """
+        import torch
+
+        from lowlight.models.padding import run_padded
+
+        with torch.inference_mode():
+            y = run_padded(self.network, self._input_tensor(low, mapped), context)
+        return y[0].permute(1, 2, 0).float().cpu().numpy()
+
+    def _run_tiled(self, low: np.ndarray, mapped: np.ndarray) -> np.ndarray:
+        """Overlapping tiles blended with a smooth window.
+
+        The image is padded ONCE to the network's size multiple (reflection, as
+        :func:`~lowlight.models.padding.run_padded` would do for the whole image), and
+        tiles and overlaps are multiples of it, so every tile sees exactly the pixels
+        the whole-image run would; only context beyond the overlap is lost.
+        """
+        from lowlight.models.context import image_context_uint8, uses_context
+        from lowlight.models.padding import size_multiple
+
+        context = None
+        if uses_context(self.network):  # of the whole photo, before padding, as a whole-image run sees it
+            import torch
+
+            parts = {"low": [low], "mapped": [mapped], "low+mapped": [low, mapped]}[self.inputs]
+            context = torch.cat([image_context_uint8(p) for p in parts], dim=1)
+        h, w = low.shape[:2]
+        m = size_multiple(self.network)
+        ph, pw = -h % m, -w % m
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "edge"
+            low = np.pad(low, ((0, ph), (0, pw), (0, 0)), mode=mode)
+            mapped = np.pad(mapped, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        tile = max(m, self.tile // m * m)
+        overlap = min(-(-self.overlap // m) * m, tile // 2 // m * m)
+        H, W = low.shape[:2]
+        result = np.empty((h, w, 3), dtype=np.uint8)
+        ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
+        # Float sums are kept for one band of tile rows only: rows above the next band's
+        # top get no more tiles, so they are final and leave as uint8 (the same sums, in
+        # the same order, as one whole-image accumulator, at a fraction of its memory).
+        carry_acc = carry_weight = None
+        for i, y0 in enumerate(ys):
+            y1 = min(y0 + tile, H)
+            acc = np.zeros((y1 - y0, W, 3), dtype=np.float32)
+            weight = np.zeros((y1 - y0, W, 1), dtype=np.float32)
+            if carry_acc is not None:
+                acc[:len(carry_acc)] += carry_acc
+                weight[:len(carry_weight)] += carry_weight
+            for x0 in xs:
+                cols = slice(x0, min(x0 + tile, W))
+                out = self._run(low[y0:y1, cols], mapped[y0:y1, cols], context)
+                sides = (y0 > 0, y0 + tile < H, x0 > 0, x0 + tile < W)
+                win = blend_window(out.shape[0], out.shape[1], overlap, sides)[..., None]
+                out *= win
+                acc[:, cols] += out
+                weight[:, cols] += win
+            done = (ys[i + 1] if i + 1 < len(ys) else y1) - y0
+            band = acc[:done]
+            band /= weight[:done]
+            top, bottom = y0, min(y0 + done, h)
+            if bottom > top:
+                result[top:bottom] = to_uint8(band[:bottom - top, :w])
+            carry_acc, carry_weight = acc[done:], weight[done:]
+        return result
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        desc = f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+        raise ValueError(f"expected a uint8 H x W x 3 RGB array, got {desc}")
+
+
+_DEFAULT: dict[str, Enhancer] = {}
+
+
+def enhance(image, enhancer: Enhancer | None = None, device: str = "cpu", strength: float | None = None,
+            max_pixels: int | None = MAX_PIXELS):
+    """Enhance a PIL image or a uint8 array and return the same kind.
+
+    A PIL image comes back in its own kind (grey stays grey, alpha is kept, 16-bit
+    grey stays 16-bit; see :func:`lowlight.imageio.to_pil`); an array may be
+    H x W (grey), H x W x 3 or H x W x 4 (alpha kept). The command line uses this
+    same function, so both give identical pixels. ``strength`` (default: the
+    enhancer's, 1) blends with the input: 0 returns it unchanged. Images over
+    ``max_pixels`` (None: no limit) are refused; a lazily opened PIL image is
+    refused from its header, before it is decoded.
+    """
+    from PIL import Image
+
+    from lowlight.imageio import from_pil, to_pil
+
+    strength = None if strength is None else check_strength(strength)
+    if isinstance(image, Image.Image):
+        refusal = too_large(getattr(image, "filename", "") or "image", *image.size, max_pixels)
+    else:
+        shape = np.shape(image)
+        refusal = too_large("image", shape[1], shape[0], max_pixels) if len(shape) >= 2 else None
+    if refusal is not None:
+        raise refusal
+    if enhancer is None:
+        if device not in _DEFAULT:
+            _DEFAULT[device] = Enhancer.pretrained(device=device)
+        enhancer = _DEFAULT[device]
+    if isinstance(image, Image.Image):
+        loaded = from_pil(image)
+        return to_pil(enhancer(loaded.rgb, strength), loaded)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {arr.dtype}")
+    if arr.ndim == 2:
+        out = enhancer(np.repeat(arr[..., None], 3, axis=2), strength)
+        return np.asarray(Image.fromarray(out).convert("L"))
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        out = enhancer(np.ascontiguousarray(arr[..., :3]), strength)
+        return np.concatenate([out, arr[..., 3:]], axis=2)
+    return enhancer(arr, strength)

@@ -1,0 +1,112 @@
+"""What the training loop leaves behind: where it goes, the per-epoch log, the summary, the pictures."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lowlight.atomic import atomic_dir, atomic_path, write_json
+
+__all__ = ["TrainOutputs", "LOG_COLUMNS", "to_uint8", "write_log", "write_outputs", "write_plots"]
+
+LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "epoch_seconds",
+               "images_per_second"]
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    """Where training writes: the best checkpoint, and optionally the summary, the log and the plots."""
+
+    checkpoint: Path
+    metrics_json: Path | None = None
+    log_csv: Path | None = None
+    plots_dir: Path | None = None
+
+
+def to_uint8(batch: torch.Tensor) -> np.ndarray:
+    """1 x 3 x H x W in [0, 1] -> H x W x 3 uint8, rounded as any image writer would."""
+    return (batch[0].float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in LOG_COLUMNS})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def _plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    from lowlight.plotting import plt, save_figure
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
+    ax1.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax1.set_title("Loss")
+    ax2.plot(epochs, [r["val_psnr"] for r in rows], marker="o", color="C2")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("PSNR (dB)")
+    ax2.set_title("Validation PSNR")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path: Path) -> None:
+    from lowlight.models.padding import run_padded
+    from lowlight.plotting import plt, save_figure
+    from lowlight.training.data import to_tensor
+
+    count = min(count, len(data))
+    with torch.inference_mode():
+        outputs = [to_uint8(run_padded(model.eval(), to_tensor(data.inputs[i])[None].to(device).float().div_(255)))
+                   for i in range(count)]
+    columns = [("low", data.lows)] + ([("mapped", data.mapped)] if data.mapped is not None else [])
+    columns += [("output", outputs), ("reference", data.targets)]
+    fig, axes = plt.subplots(count, len(columns), figsize=(3.2 * len(columns), 2.4 * count), squeeze=False)
+    for r in range(count):
+        for c, (title, images) in enumerate(columns):
+            axes[r, c].imshow(images[r])
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(title)
+        axes[r, 0].set_ylabel(data.stems[r], fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def write_outputs(outputs: TrainOutputs, summary: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """The summary (numbers only: `dvc exp show` and `dvc metrics diff` read them as columns) and the log."""
+    if outputs.metrics_json:
+        write_json(outputs.metrics_json, {k: v for k, v in summary.items()
+                                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if outputs.log_csv:
+        write_log(Path(outputs.log_csv), history)
+
+
+def write_plots(outputs: TrainOutputs, history: list[dict[str, Any]], model: nn.Module, val_data, examples: int,
+                device: torch.device) -> None:
+    """Loss curves and, for ``examples`` validation images, low | mapped | output | reference."""
+    if outputs.plots_dir:
+        with atomic_dir(outputs.plots_dir) as tmp:
+            _plot_curves(history, tmp / "loss_curves.png")
+            if examples:
+                _plot_samples(model, val_data, examples, device, tmp / "val_samples.png")
