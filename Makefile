@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast bench clean-venv
+.PHONY: setup repro test test-fast bench wheel-check browser clean-venv
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,20 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 repro: setup            ## run the whole pipeline (demo data by default)
 	$(BIN)/dvc repro
 
-test: setup             ## the full test suite (what CI runs)
+test: setup browser     ## the full test suite (what CI runs)
 	$(BIN)/pytest
+
+# the browser test drives Debian's Chromium; installed here when missing and apt-get can (root)
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium and chromium-driver for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "no chromium/chromedriver and no root apt-get: the browser test will be skipped"; fi; \
+	fi
+
+wheel-check: setup      ## build wheel + sdist, install the wheel alone in a clean venv, enhance a photo with it
+	$(BIN)/python benchmarks/install_size.py
 
 test-fast: setup        ## skip the slow tests while iterating
 	$(BIN)/pytest -m "not slow"

@@ -54,6 +54,7 @@ class BaseConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     experiment: str = "lowlight"
     threads: int = param(0, ge=0, help="CPU threads for torch/xgboost; 0 = library default")
+    system_metrics: bool = param(False, help="record CPU, memory and GPU use in the MLflow train run")
 
     def __post_init__(self):
         if isinstance(self.experiment, str) and not self.experiment.strip():
@@ -194,6 +195,8 @@ class EvaluateConfig:
     gamma_mean: float = param(0.45, gt=0, lt=1, help="target mean brightness of the gamma baseline")
     clahe_clip: float = param(0.01, gt=0, le=1)
     shipped: bool = param(True, help="also score the weights shipped in the package (trained on LOL) as 'shipped'")
+    register_model: str = param("", help="register the pipeline's pyfunc model under this name in the MLflow "
+                                         "Model Registry (the track stage); empty = off")
 
 
 @dataclass(frozen=True)

@@ -1,75 +1,45 @@
-"""MLflow tracking: one run per ``dvc repro`` / ``dvc exp run``, shared by its stages.
+"""MLflow tracking: the store, the experiment, and runs a stage writes to.
 
-Each DVC stage is its own process, so the stages of one pipeline invocation
-find their common run by a key: the process id and start time of the ``dvc``
-process above them (one key per ``dvc repro`` or per queued experiment). A
-stage started by hand, outside DVC, gets a run of its own.
+Two kinds of run, both in the experiment ``base.experiment``:
 
-The tracking URI is ``$MLFLOW_TRACKING_URI`` when set (a shared server), else
-an SQLite file at the repository root as an absolute URI, so runs from
-``dvc exp run --temp`` and the queue land in the same database. SQLite
-writers are retried, and a server that does not answer fails within seconds
-with a message that names the URI. A store that cannot be written (a read-only or
-full ``mlflow.db``) or reached is a :class:`TrackingError` naming the URI, and never
-hides the stage's own error: marking a failed stage is best effort.
+* the **pipeline run**, one per ``dvc repro`` / ``dvc exp run``, written by the last
+  stage (``stages/track.py``, always run) from the files the other stages left, so it
+  is complete whatever DVC took from its cache;
+* the **train run**, opened by the ``train`` stage while it trains: per-epoch curves as
+  they happen (``step=epoch``) and, with ``base.system_metrics``, CPU/memory/GPU use.
+  The pipeline run adopts it as a child (MLflow's ``mlflow.parentRunId`` tag).
 
-A stage sets the run back to RUNNING when it starts and to FINISHED or FAILED when
-it ends, so a pipeline killed in a stage leaves its run RUNNING.
+A stage finds nothing by walking processes: the run it writes is the one it opens, and
+the track stage finds the train run by the checkpoint it produced (a tag holding the
+file's SHA-256).
+
+The tracking URI is ``$MLFLOW_TRACKING_URI`` when set (a shared server), else an SQLite
+file at the repository root as an absolute URI, so runs from ``dvc exp run --temp`` and
+the queue land in the same database. A server that does not answer fails within seconds
+with a message that names the URI; a store that cannot be written (a read-only or full
+``mlflow.db``) or reached is a :class:`TrackingError` naming the URI, and never hides the
+stage's own error: marking a failed run is best effort. ``LOWLIGHT_MLFLOW=0`` switches
+tracking off; the stages' files are written either way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import subprocess
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from lowlight.errors import UserError
+from lowlight.tracking_store import (TrackingError, check_server, check_sqlite, first_line, init_lock, store_error,
+                                     store_errors)
 
-__all__ = ["repo_root", "tracking_uri", "pipeline_run", "TrackingError", "Tracker", "NullTracker"]
+__all__ = ["repo_root", "tracking_uri", "enabled", "open_store", "stage_run", "git_commit", "file_sha256", "CHECKPOINT_TAG", "TrackingError",
+           "Tracker", "NullTracker"]
 
 log = logging.getLogger(__name__)
-
-
-class TrackingError(UserError, RuntimeError):
-    """The tracking store cannot be used; the message names its URI and how to run without it."""
-
-
-def _store_errors() -> tuple[type[BaseException], ...]:
-    """What an unwritable, full or unreachable store raises through MLflow (as opposed to a bug here)."""
-    import sqlite3
-
-    from mlflow.exceptions import MlflowException
-
-    errors: list[type[BaseException]] = [MlflowException, OSError, sqlite3.Error]
-    try:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        errors.append(SQLAlchemyError)
-    except ImportError:  # a server-only MLflow client
-        pass
-    return tuple(errors)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
-
-
-def _store_error(uri: str, exc: BaseException) -> TrackingError:
-    # MLflow wraps SQLAlchemy, which wraps the driver: the innermost error says what is wrong
-    # ('attempt to write a readonly database'); the outer ones talk about sessions and flushes
-    # (explicit causes only: the implicit context can be the stage's own error)
-    root, seen = exc, {id(exc)}
-    while root.__cause__ is not None and id(root.__cause__) not in seen:
-        root = root.__cause__
-        seen.add(id(root))
-    return TrackingError(f"MLflow tracking store {uri} cannot be used ({_first_line(root)}); make it writable "
-                         "and reachable, or set LOWLIGHT_MLFLOW=0 to run without tracking")
 
 
 def repo_root(start: str | Path | None = None) -> Path:
@@ -102,94 +72,75 @@ def _original_root() -> Path:
     return root
 
 
-def _invocation_key() -> str:
-    """Identify the enclosing ``dvc`` process (pid + start time) or this process alone."""
+CHECKPOINT_TAG = "lowlight.checkpoint_sha256"  # on a train run: the checkpoint it wrote
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def enabled() -> bool:
+    """Tracking is on unless ``LOWLIGHT_MLFLOW`` is 0, false or off."""
+    return os.environ.get("LOWLIGHT_MLFLOW", "1").lower() not in ("0", "false", "off")
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The commit the code ran from: ``HEAD`` of the checkout (an experiment's baseline until DVC commits it)."""
     try:
-        import psutil
-
-        proc = psutil.Process().parent()
-        while proc is not None:
-            cmd = " ".join(proc.cmdline()[:3]).lower()
-            if "dvc" in Path(proc.cmdline()[0]).name.lower() or " -m dvc" in cmd or "/dvc " in cmd + " ":
-                return f"dvc-{proc.pid}-{int(proc.create_time())}"
-            proc = proc.parent()
-    except Exception:  # psutil missing or a process we may not inspect
-        pass
-    return f"proc-{os.getpid()}-{int(time.time())}"
-
-
-def _git_rev(root: Path) -> str:
-    rev = os.environ.get("DVC_EXP_BASELINE_REV")
-    if rev:
-        return rev
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True, text=True,
+                             timeout=5, check=False)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def _check_server(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, naming the URI, when an HTTP tracking server does not answer."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import urllib.error
-    import urllib.request
-
+def _experiment_id(client, experiment: str, uri: str) -> str:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    # with a local store, artifacts go beside the database (absolute), not into ./mlruns of
+    # whatever folder a stage happens to run in (a temp experiment's copy, say)
+    location = None
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///file:"):
+        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout)
-    except urllib.error.HTTPError:
-        return  # it answered; a server without /health is still a server
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(
-            f"MLflow tracking server {uri} does not answer ({getattr(exc, 'reason', exc)}); start it, or unset "
-            "MLFLOW_TRACKING_URI to log to the local SQLite store") from exc
+        return client.create_experiment(experiment, artifact_location=location)
+    except Exception:  # another process created it meanwhile, or the store cannot be written
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
-def _check_sqlite(uri: str) -> None:
-    """Fail at once, naming the URI, when a local SQLite store cannot be opened or written.
+def open_store(experiment: str):
+    """``(client, experiment_id, uri)`` for the configured store, checked first: one line naming the URI."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # it logs each database error with a traceback before raising it; the TrackingError says it in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    from mlflow.tracking import MlflowClient
 
-    MLflow retries opening a database for 100 s (10 attempts, exponential back-off) before
-    it gives up; a folder that cannot be created or a file that is not a database never heals.
-    """
-    if not uri.startswith("sqlite:///"):
-        return
-    path = Path(uri[len("sqlite:///"):])
-    if str(path).startswith("file:") or "?" in str(path) or str(path) == ":memory:":
-        return  # an SQLite URI filename with options: MLflow's to open
-    import sqlite3
-
+    uri = tracking_uri()
+    check_server(uri)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    check_sqlite(uri)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(path, timeout=5)  # creates the file, as MLflow would
-        try:
-            con.execute("pragma schema_version").fetchone()  # reads the header: 'file is not a database'
-        finally:
-            con.close()
-    except (OSError, sqlite3.Error) as exc:
-        raise _store_error(uri, exc) from exc
-    for target in (path, path.parent):  # SQLite writes a journal beside the file
-        if not os.access(target, os.W_OK):
-            raise TrackingError(f"MLflow tracking store {uri} is read-only ({target} cannot be written); make it "
-                                "writable, or set LOWLIGHT_MLFLOW=0 to run without tracking")
-
-
-def _retry(fn, *args, attempts: int = 8, **kwargs):
-    """SQLite under concurrent writers (queued experiments) can say 'database is locked'."""
-    delay = 0.2
-    for i in range(attempts):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # mlflow wraps sqlite errors in several exception types
-            if "locked" not in str(exc).lower() or i == attempts - 1:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 3.0)
+        with init_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
+            return client, _experiment_id(client, experiment, uri), uri
+    except (*store_errors(), ImportError) as exc:  # a read-only mlflow.db, a missing database driver, ...
+        raise store_error(uri, exc) from exc
 
 
 class Tracker:
-    """Thin wrapper so stages log plain dicts and files; every call retries on a locked DB, and
-    a store that fails is a :class:`TrackingError` naming its URI."""
+    """One run, written through an ``MlflowClient``: stages log plain dicts and files; a store
+    that fails is a :class:`TrackingError` naming its URI."""
 
     def __init__(self, client, run_id: str, stage: str, uri: str = ""):
         self.client = client
@@ -199,17 +150,16 @@ class Tracker:
 
     def _call(self, fn, *args, **kwargs):
         try:
-            return _retry(fn, *args, **kwargs)
-        except _store_errors() as exc:
-            raise _store_error(self.uri, exc) from exc
+            return fn(*args, **kwargs)
+        except store_errors() as exc:
+            raise store_error(self.uri, exc) from exc
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        existing = self._call(self.client.get_run, self.run_id).data.params
-        new = [Param(str(k), str(v)[:6000]) for k, v in params.items() if str(k) not in existing]
-        for i in range(0, len(new), 100):
-            self._call(self.client.log_batch, self.run_id, params=new[i:i + 100])
+        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params a request
+            self._call(self.client.log_batch, self.run_id, params=items[i:i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None, prefix: str = "") -> None:
         from mlflow.entities import Metric
@@ -234,74 +184,19 @@ class Tracker:
         for k, v in tags.items():
             self._call(self.client.set_tag, self.run_id, k, str(v))
 
-    def set_status(self, status: str) -> None:
-        """RUNNING when a stage starts (a kill leaves it so), FINISHED or FAILED when it ends."""
-        if status == "RUNNING":
-            self._call(self.client.update_run, self.run_id, "RUNNING")
-        else:
-            self._call(self.client.set_terminated, self.run_id, status)
-
-
-def _init_lock(uri: str):
-    """Serialise schema creation and run lookup: concurrent first writers to one fresh
-    SQLite file otherwise race on its migrations ('table already exists')."""
-    path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
-    if path.startswith("file:"):  # an SQLite URI filename with options: file:/x/mlflow.db?mode=ro
-        path = path[len("file:"):].split("?", 1)[0]
-    if not path or path == ":memory:":
-        return contextlib.nullcontext()
-    from filelock import FileLock
-
-    return FileLock(path + ".lock", timeout=120)
-
-
-def _open_run(client, experiment: str, uri: str):
-    exp = _retry(client.get_experiment_by_name, experiment)
-    if exp is None:
-        # with a local store, artifacts go beside the database (absolute), not into ./mlruns of
-        # whatever folder a stage happens to run in (a temp experiment's copy, say)
-        location = None
-        if uri.startswith("sqlite:///"):
-            location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-        try:
-            exp_id = _retry(client.create_experiment, experiment, artifact_location=location)
-        except Exception:  # another stage created it meanwhile, or the store cannot be written
-            exp = _retry(client.get_experiment_by_name, experiment)
-            if exp is None:
-                raise
-            exp_id = exp.experiment_id
-    else:
-        exp_id = exp.experiment_id
-    key = _invocation_key()
-    found = _retry(client.search_runs, [exp_id], filter_string=f"tags.`lowlight.invocation` = '{key}'",
-                   max_results=1)
-    root = _original_root()
-    if found:
-        run_id = found[0].info.run_id
-    else:
-        dvc_exp = os.environ.get("DVC_EXP_NAME", "")
-        tags = {"lowlight.invocation": key, "git_rev": _git_rev(root), "dvc_exp": dvc_exp or "workspace",
-                "mlflow.runName": dvc_exp or f"repro-{time.strftime('%Y%m%d-%H%M%S')}"}
-        run_id = _retry(client.create_run, exp_id, tags=tags).info.run_id
-    return client, run_id
-
-
-def _param_items(params) -> dict[str, Any]:
-    """Dotted keys as in params.yaml (``train.lr``), whether given all params or one section."""
-    from lowlight.config import Params, flatten
-
-    if not dataclasses.is_dataclass(params):
-        return dict(params)
-    if isinstance(params, Params):
-        return flatten(params)
-    for f in dataclasses.fields(Params):
-        if isinstance(params, f.default_factory):  # the section this dataclass is
-            return flatten(params, prefix=f.name)
-    return flatten(params)
+    def finish(self, status: str) -> None:
+        """FINISHED or FAILED; a run whose process is killed stays RUNNING."""
+        self._call(self.client.set_terminated, self.run_id, status)
 
 
 class NullTracker(Tracker):
-    """What stages get when tracking is off: the same calls, doing nothing."""
+    """What a stage gets when tracking is off: the same calls, doing nothing."""
+
+    def __init__(self, stage: str = ""):
+        super().__init__(None, "", stage)
+
+    def _call(self, fn, *args, **kwargs):
+        return None
 
     def log_params(self, params):
         pass
@@ -315,52 +210,54 @@ class NullTracker(Tracker):
     def set_tags(self, tags):
         pass
 
-    def set_status(self, status):
+    def finish(self, status):
         pass
 
 
+def run_name(stage: str) -> str:
+    """``<dvc experiment>-<stage>`` inside ``dvc exp run``, else ``<stage>-<time>``."""
+    exp = os.environ.get("DVC_EXP_NAME", "")
+    return f"{exp}-{stage}" if exp else f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 @contextlib.contextmanager
-def pipeline_run(stage: str, params=None, experiment: str = "lowlight",
-                 enabled: bool | None = None) -> Iterator[Tracker]:
-    """Open (or rejoin) the MLflow run of this pipeline invocation for ``stage``.
+def stage_run(stage: str, params: Mapping[str, Any] | None = None, experiment: str = "lowlight",
+              tags: Mapping[str, Any] | None = None, system_metrics: bool = False,
+              on: bool | None = None) -> Iterator[Tracker]:
+    """A new run for ``stage`` (FINISHED when the block ends, FAILED on an error, RUNNING if killed).
 
-    Set ``LOWLIGHT_MLFLOW=0`` to switch tracking off (tests, quick checks); the
-    stage's files are written either way.
+    ``system_metrics`` records CPU, memory and (with pynvml) GPU use while the block runs,
+    MLflow's own way (``mlflow.start_run(log_system_metrics=True)``).
     """
-    if enabled is None:
-        enabled = os.environ.get("LOWLIGHT_MLFLOW", "1") not in ("0", "false", "off")
-    if not enabled:
-        yield NullTracker(None, "", stage)
+    if not (enabled() if on is None else on):
+        yield NullTracker(stage)
         return
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # it logs each database error with a traceback before raising it; the TrackingError says it in one line
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-    from mlflow.tracking import MlflowClient
-
-    uri = tracking_uri()
-    _check_server(uri)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    _check_sqlite(uri)
+    client, exp_id, uri = open_store(experiment)
+    base_tags = {"mlflow.runName": run_name(stage), "lowlight.stage": stage,
+                 "mlflow.source.git.commit": git_commit(_original_root()), "mlflow.source.type": "LOCAL",
+                 "mlflow.source.name": f"stages/{stage}.py", "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}
     try:
-        with _init_lock(uri):
-            client, run_id = _open_run(MlflowClient(tracking_uri=uri), experiment, uri)
-    except (*_store_errors(), ImportError) as exc:  # a read-only mlflow.db, a missing database driver, ...
-        raise _store_error(uri, exc) from exc
+        run_id = client.create_run(exp_id, tags={**base_tags, **{k: str(v) for k, v in (tags or {}).items()}},
+                                   run_name=base_tags["mlflow.runName"]).info.run_id
+    except store_errors() as exc:
+        raise store_error(uri, exc) from exc
     tracker = Tracker(client, run_id, stage, uri)
-    tracker.set_status("RUNNING")  # the previous stage marked the shared run FINISHED
-    if params is not None:
-        tracker.log_params(_param_items(params))
-    tracker.set_tags({f"stage.{stage}": "running"})
+    if params:
+        tracker.log_params(params)
+    monitor = contextlib.nullcontext()
+    if system_metrics:
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        monitor = mlflow.start_run(run_id=run_id, log_system_metrics=True)
     try:
-        yield tracker
+        with monitor:
+            yield tracker
     except BaseException:
         try:
-            tracker.set_tags({f"stage.{stage}": "failed"})
-            tracker.set_status("FAILED")
+            tracker.finish("FAILED")
         except Exception as tag_exc:  # noqa: BLE001 - the stage's own error is the one to report
             log.warning("could not mark stage %s failed in MLflow run %s (%s); the stage's error follows",
-                        stage, run_id, _first_line(tag_exc))
+                        stage, run_id, first_line(tag_exc))
         raise
-    tracker.set_tags({f"stage.{stage}": "done"})
-    tracker.set_status("FINISHED")
+    tracker.finish("FINISHED")

@@ -15,20 +15,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 # this checkout's lowlight, not an installed one: `dvc exp run --temp` and queued experiments run a copy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.atomic import atomic_path, write_json
-from lowlight.config import flatten, load_params
+from lowlight.config import load_params
 from lowlight.histbranch.eda import correlation_matrix, correlation_summary, percentile_correlations, percentile_table
 from lowlight.errors import DataError, report_user_errors
 from lowlight.histbranch.histogram import channel_counts, luma_counts, percentile_levels, percentiles_from_counts
 from lowlight.imageio import read_rgb
 from lowlight.data.pairs import list_pairs
 from lowlight.plotting import plt, save_figure
-from lowlight.tracking import pipeline_run
 
+
+# what metrics/eda.json holds (a column each in `dvc exp show`); every channel's figures
+# are in plots/eda/correlations.csv
+HEADLINE = ("train_images", "mean_luma_corr", "corr_pooled_frac_ge_threshold", "corr_luma_mean")
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,12 +125,15 @@ def analyse(args: argparse.Namespace, cfg) -> dict:
     metrics: dict = {"train_images": len(pairs), "low_mean_luma": float(low_mean.mean()),
                      "high_mean_luma": float(high_mean.mean()),
                      "mean_luma_corr": None if mean_corr != mean_corr else mean_corr}  # NaN is not JSON
-    for name, corr in corrs.items():
-        for key, value in correlation_summary(corr, cfg.corr_threshold).items():
+    summaries = {name: correlation_summary(corr, cfg.corr_threshold) for name, corr in corrs.items()}
+    for name, summary in summaries.items():
+        for key, value in summary.items():
             metrics[f"corr_{name}_{key}"] = value
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, {k: metrics[k] for k in HEADLINE})  # the rest: plots/eda/correlations.csv
 
     args.plots.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"correlation": name, **s} for name, s in summaries.items()]).to_csv(
+        args.plots / "correlations.csv", index=False, float_format="%.6g")
     plot_correlations({k: corrs[k] for k in ("pooled", "r", "g", "b", "luma")}, levels, cfg.corr_threshold,
                       args.plots / "correlation.png")
     plot_histograms(stems, low_counts, high_counts, args.plots / "histograms.png", cfg.examples)
@@ -138,11 +145,7 @@ def analyse(args: argparse.Namespace, cfg) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     p = load_params(args.params)
-    with pipeline_run("eda", params=flatten(p.eda, "eda"), experiment=p.base.experiment) as tracker:
-        m = analyse(args, p.eda)
-        tracker.log_metrics(m, prefix="eda.")
-        for path in (args.metrics, args.plots):
-            tracker.log_artifact(path)
+    m = analyse(args, p.eda)
     print(f"eda: {m['train_images']} training pairs; pooled low/high percentile correlations >= "
           f"{p.eda.corr_threshold}: {m['corr_pooled_frac_ge_threshold']:.1%} (luma "
           f"{m['corr_luma_frac_ge_threshold']:.1%}); mean luma low {m['low_mean_luma']:.1f}, "

@@ -23,15 +23,14 @@ from tqdm import tqdm
 
 from lowlight.evaluation import report
 from lowlight.atomic import atomic_path, write_json, write_text
-from lowlight.evaluation.baselines import baselines
-from lowlight.config import EvaluateConfig, flatten, load_params
+from lowlight.evaluation.baselines import NAMES as BASELINE_NAMES, baselines
+from lowlight.config import EvaluateConfig, load_params
 from lowlight.errors import DataError, report_user_errors
 from lowlight.evaluation.scores import METHOD_NAME, METRICS, score_pair
 from lowlight.parallel import pmap
 from lowlight.imageio import read_rgb
 from lowlight.inference.enhancer import Enhancer
 from lowlight.data.pairs import list_pairs
-from lowlight.tracking import pipeline_run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +66,22 @@ class EvalOutputs:
     per_image: Path  # one row per image: stem, then <metric>_<method> for each metric and method
     plots: Path  # comparison.png (low | each method | reference) and psnr_per_image.png
     table: Path | None = None  # the results as a markdown table
+
+
+def headline(result: dict) -> dict:
+    """What metrics/eval.json holds (a column each in `dvc exp show`): the pipeline, the histogram
+    mapping alone, the shipped weights, and the best classical baseline on each metric. Every
+    method's every figure is in plots/eval/methods.csv and the table."""
+    methods = result["methods"]
+    out: dict = {"n_images": result["n_images"], "test_split": int(result["split"] == "test")}
+    for name, keys in (("pipeline", ("psnr", "ssim", "psnr_gt_mean")), ("histmap", ("psnr",)),
+                       ("shipped", ("psnr", "ssim"))):
+        if name in methods:
+            out[name] = {k: methods[name][k] for k in keys}
+    classical = [methods[n] for n in BASELINE_NAMES if n in methods]
+    if classical:
+        out["best_baseline"] = {k: max(m[k] for m in classical) for k in ("psnr", "ssim")}
+    return out
 
 
 def _check_methods(methods: Mapping[str, Callable]) -> None:
@@ -131,8 +146,10 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
 
     with atomic_path(outputs.per_image) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
-    write_json(outputs.metrics, result)
+    write_json(outputs.metrics, headline(result))
     report.write_plots(outputs.plots, examples, df, names, split)
+    pd.DataFrame([{"method": k, **v} for k, v in result["methods"].items()]).to_csv(
+        outputs.plots / "methods.csv", index=False, float_format="%.6f")
     if outputs.table is not None:
         write_text(outputs.table, report.markdown_table(result, dataset=str(data_root)))
     return result
@@ -147,21 +164,14 @@ def main(argv=None) -> None:
     methods = {**baselines(p.evaluate), "histmap": enh.map, "pipeline": enh}
     if p.evaluate.shipped:
         methods["shipped"] = Enhancer.pretrained(device="cpu")  # the package's LOL-trained weights
-    with pipeline_run("evaluate", params=p.evaluate, experiment=p.base.experiment) as tracker:
-        outputs = EvalOutputs(args.metrics, args.per_image, args.plots, args.table)
-        result = run_evaluation(args.data, methods, p.evaluate, outputs, progress=True)
-        if result["split"] != "test":
-            print(f"evaluate: the test split is empty; scored the {result['split']} split instead")
-        print(f"evaluate: {result['n_images']} images of the {result['split']} split")
-        for name, m in result["methods"].items():
-            print(f"  {name:<10} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}  "
-                  f"(GT-mean {m['psnr_gt_mean']:6.2f} dB, {m['ssim_gt_mean']:.4f})")
-        tracker.set_tags({"eval.split": result["split"]})
-        tracker.log_metrics({"n_images": result["n_images"], **flatten(result["methods"])}, prefix="eval.")
-        for path in (args.metrics, args.per_image, args.table, args.plots):
-            if path is not None:
-                tracker.log_artifact(path)
-
+    outputs = EvalOutputs(args.metrics, args.per_image, args.plots, args.table)
+    result = run_evaluation(args.data, methods, p.evaluate, outputs, progress=True)
+    if result["split"] != "test":
+        print(f"evaluate: the test split is empty; scored the {result['split']} split instead")
+    print(f"evaluate: {result['n_images']} images of the {result['split']} split")
+    for name, m in result["methods"].items():
+        print(f"  {name:<10} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}  "
+              f"(GT-mean {m['psnr_gt_mean']:6.2f} dB, {m['ssim_gt_mean']:.4f})")
 
 if __name__ == "__main__":
     main()

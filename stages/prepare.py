@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lowlight.config import load_params
 from lowlight.errors import report_user_errors
 from lowlight.data.prepare import prepare
-from lowlight.tracking import pipeline_run
 
 
 @report_user_errors("prepare")
@@ -22,11 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True, help="prepared dataset folder (replaced whole)")
     args = ap.parse_args(argv)
     p = load_params(args.params)
-    with pipeline_run("prepare", params=p.data, experiment=p.base.experiment) as tracker:
-        summary = prepare(p.data, seed=p.base.seed, out=args.out)
-        tracker.log_metrics(summary, prefix="prepare.")
-        tracker.set_tags({"prepare.source": summary["source"], "prepare.notes": " | ".join(summary["notes"]) or "-"})
-        tracker.log_artifact(args.out / "manifest.csv")
+    summary = prepare(p.data, seed=p.base.seed, out=args.out)
     counts = ", ".join(f"{s} {summary[f'{s}_pairs']} pairs / {summary[f'{s}_groups']} groups"
                        for s in ("train", "val", "test"))
     print(f"prepare: {summary['source']}: {counts} -> {args.out} ({summary['seconds']} s)")

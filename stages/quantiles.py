@@ -15,19 +15,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 # this checkout's lowlight, not an installed one: `dvc exp run --temp` and queued experiments run a copy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.atomic import write_json
-from lowlight.config import flatten, load_params
+from lowlight.config import load_params
 from lowlight.errors import DataError, report_user_errors
 from lowlight.data.pairs import load_pairs, read_groups
 from lowlight.plotting import plt, save_figure
 from lowlight.histbranch.cross_fit import cross_fit, write_predictions
 from lowlight.histbranch.quantiles import QuantileModel, features, targets
-from lowlight.tracking import pipeline_run
 
+
+# what metrics/quantiles.json holds; MAE per percentile and channel: plots/quantiles/mae.csv
+HEADLINE = ("train_mae", "train_oof_mae", "val_mae", "fit_seconds", "predict_ms_one_image")
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,6 +92,14 @@ def plot_mae(metrics: dict, levels: np.ndarray, path: Path) -> None:
     save_figure(fig, path)
 
 
+def write_mae_table(metrics: dict, levels: np.ndarray, path: Path) -> None:
+    """MAE per percentile (rows) and split (columns), then per channel: the details behind the headline."""
+    splits = [s for s in ("train", "train_oof", "val") if f"{s}_mae" in metrics]
+    rows = [{"row": f"p{int(p):03d}", **{s: metrics[f"{s}_mae_p{int(p):03d}"] for s in splits}} for p in levels]
+    rows += [{"row": c, **{s: metrics[f"{s}_mae_{c}"] for s in splits}} for c in "rgb"]
+    pd.DataFrame(rows).to_csv(path, index=False, float_format="%.4f")
+
+
 def predict_ms(model: QuantileModel, image: np.ndarray) -> float:
     """Best of 5 (a busy machine inflates single timings), after a warm-up call."""
     model.predict([image])
@@ -130,7 +141,8 @@ def fit_and_score(args: argparse.Namespace, p) -> dict:
         metrics.update(mae_metrics(pred, true, model.levels, "val"))
         plot_examples(val_stems, pred, true, model.levels, args.plots / "predictions.png", cfg.examples)
     plot_mae(metrics, model.levels, args.plots / "mae.png")
-    write_json(args.metrics, metrics)
+    write_mae_table(metrics, model.levels, args.plots / "mae.csv")
+    write_json(args.metrics, {k: metrics[k] for k in HEADLINE if k in metrics})
     return metrics
 
 
@@ -138,12 +150,7 @@ def fit_and_score(args: argparse.Namespace, p) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     p = load_params(args.params)
-    params = {"base.seed": p.base.seed, "base.threads": p.base.threads, **flatten(p.quantiles, "quantiles")}
-    with pipeline_run("quantiles", params=params, experiment=p.base.experiment) as tracker:
-        m = fit_and_score(args, p)
-        tracker.log_metrics(m, prefix="quantiles.")
-        for path in (args.model, args.metrics, args.plots):
-            tracker.log_artifact(path)
+    m = fit_and_score(args, p)
     val = f"val MAE {m['val_mae']:.2f} levels" if "val_mae" in m else "no val split"
     oof = f", out-of-fold MAE {m['train_oof_mae']:.2f}" if "train_oof_mae" in m else ""
     print(f"quantiles: {p.quantiles.objective}/{p.quantiles.strategy} on {m['train_images']} images in "

@@ -1,7 +1,7 @@
 """Stage `train`: train the enhancement network on low (+ histogram-mapped) images.
 
 Also runs under ``torchrun --nproc_per_node=N stages/train.py ...`` (DistributedDataParallel);
-rank 0 alone writes the outputs and talks to MLflow.
+rank 0 alone writes the outputs and talks to MLflow (the live train run, see lowlight.tracking).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.config import flatten, load_params, to_dict
 from lowlight.errors import report_user_errors
-from lowlight.tracking import pipeline_run
+from lowlight.tracking import CHECKPOINT_TAG, file_sha256, stage_run
 from lowlight.training.loop import TrainOutputs, train
 
 
@@ -38,8 +38,9 @@ def main(argv=None) -> None:
     p = load_params(args.params)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     params = {**flatten(p.base, "base"), **flatten(p.train, "train")}
-    with pipeline_run("train", params=params, experiment=p.base.experiment,
-                      enabled=None if main_rank else False) as tracker:
+    # the train run: live per-epoch curves (and system metrics); the pipeline run (stages/track.py) adopts it
+    with stage_run("train", params=params, experiment=p.base.experiment, system_metrics=p.base.system_metrics,
+                   on=None if main_rank else False) as tracker:
         outputs = TrainOutputs(args.checkpoint, args.metrics, args.log, args.plots)
         result = train(args.data, args.mapped, p.train, p.base, outputs, tracker,
                        extra_params={"histmap": to_dict(p.histmap)})
@@ -47,11 +48,7 @@ def main(argv=None) -> None:
             print(f"train: best val PSNR {result['best_val_psnr']:.2f} dB, SSIM {result['best_val_ssim']:.4f} "
                   f"(epoch {result['best_epoch']} of {result['epochs']}, stopped by {result['stopped']}); "
                   f"{result['parameters']} parameters, {result['cpu_ms_per_600x400']:.0f} ms per 600x400 on CPU")
-            tracker.log_metrics({k: v for k, v in result.items() if k.startswith(("best_", "cpu_", "train_"))
-                                 or k in ("parameters", "epochs", "images_per_second")}, prefix="train.")
-            for path in (args.checkpoint, args.log, args.plots, args.metrics):
-                tracker.log_artifact(path)
-
+            tracker.set_tags({CHECKPOINT_TAG: file_sha256(args.checkpoint), "train.stopped": result["stopped"]})
 
 if __name__ == "__main__":
     main()

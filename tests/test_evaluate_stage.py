@@ -40,7 +40,11 @@ def _run(root, tmp_path, methods=FAKE_METHODS, cfg=EvaluateConfig(examples=2)):
 def test_run_evaluation_writes_every_output(tiny_prepared, tmp_path):
     result, out = _run(tiny_prepared, tmp_path)
     assert result["split"] == "test" and result["n_images"] == 2
-    assert json.loads((out / "metrics" / "eval.json").read_text()) == result
+    saved = json.loads((out / "metrics" / "eval.json").read_text())
+    ident = result["methods"]["identity"]  # the one classical baseline among the fakes
+    assert saved == {"n_images": 2, "test_split": 1, "best_baseline": {"psnr": ident["psnr"], "ssim": ident["ssim"]}}
+    methods = pd.read_csv(out / "plots" / "methods.csv").set_index("method")
+    assert methods.loc["times4", "psnr"] == pytest.approx(result["methods"]["times4"]["psnr"], abs=1e-6)
     for name in FAKE_METHODS:
         assert set(result["methods"][name]) == {*METRICS, "seconds_per_image"}
 
@@ -142,8 +146,13 @@ def test_stage_script_runs_all_methods_and_says_which_split(tmp_path, monkeypatc
     printed = capsys.readouterr().out
     assert "test split is empty; scored the val split" in printed
     result = json.loads((tmp_path / "eval.json").read_text())
-    assert result["split"] == "val"
-    assert list(result["methods"]) == ["identity", "histeq", "clahe", "gamma", "histmap", "pipeline", "shipped"]
+    assert result["test_split"] == 0 and set(result) == {"n_images", "test_split", "pipeline", "histmap", "shipped",
+                                                          "best_baseline"}
+    assert all(isinstance(v, (int, float)) for m in result.values() for v in (m.values() if isinstance(m, dict)
+                                                                            else [m]))  # numbers only
+    methods = pd.read_csv(tmp_path / "plots" / "methods.csv")
+    assert methods["method"].tolist() == ["identity", "histeq", "clahe", "gamma", "histmap", "pipeline", "shipped"]
+    assert result["best_baseline"]["psnr"] == pytest.approx(methods["psnr"][:4].max(), abs=1e-6)
     df = pd.read_csv(tmp_path / "eval.csv")
     assert "psnr_pipeline" in df  # the column dvc.yaml plots
     assert (tmp_path / "plots" / "comparison.png").exists()

@@ -242,7 +242,9 @@ def test_histmap_stage_end_to_end(tiny_prepared, tmp_path):
         assert 0 < m[f"{split}_psnr"] < 60 and -1 <= m[f"{split}_ssim"] <= 1
         assert m[f"{split}_psnr_true_percentiles"] > 0
     assert m["train_cross_fitted"] == 1 and m["train_psnr"] > m["val_psnr"]
-    assert json.loads((tmp_path / "histmap.json").read_text()) == m
+    saved = json.loads((tmp_path / "histmap.json").read_text())  # the headline figures of what it returns
+    assert set(saved) == {"train_psnr", "val_psnr", "test_psnr", "val_psnr_true_percentiles", "map_ms_per_image"}
+    assert all(saved[k] == m[k] for k in saved)
 
 
 def test_histmap_stage_names_a_missing_model_and_missing_predictions(tiny_prepared, tmp_path, capsys):

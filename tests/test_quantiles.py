@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import darken, synthetic_photo
@@ -203,10 +204,13 @@ def test_quantiles_stage_end_to_end(tiny_prepared, tmp_path):
 
     m = _quantiles_stage(tiny_prepared, tmp_path, {"n_estimators": 10, "examples": 2, "cross_fit_folds": 3})
     assert (tmp_path / "m" / "q.ubj").is_file()
-    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"predictions.png", "mae.png"}
-    saved = json.loads((tmp_path / "q.json").read_text())
-    assert saved == m
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"predictions.png", "mae.png", "mae.csv"}
+    saved = json.loads((tmp_path / "q.json").read_text())  # the headline; per percentile in mae.csv
+    assert set(saved) == {"train_mae", "train_oof_mae", "val_mae", "fit_seconds", "predict_ms_one_image"}
+    assert all(saved[k] == m[k] for k in saved)
     assert all(isinstance(v, (int, float)) for v in m.values())  # numbers only: dvc exp show reads them
+    table = pd.read_csv(tmp_path / "plots" / "mae.csv").set_index("row")
+    assert table.loc["p050", "val"] == pytest.approx(m["val_mae_p050"], abs=1e-4)
     assert m["train_images"] == 6 and m["val_images"] == 2
     assert 0 <= m["val_mae"] < 255 and len([k for k in m if k.startswith("val_mae_p")]) == 21
     assert m["fit_seconds"] > 0 and m["predict_ms_one_image"] > 0

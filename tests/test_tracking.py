@@ -1,4 +1,5 @@
-"""MLflow tracking: local SQLite store, concurrent writers, and a server that is down."""
+"""MLflow tracking: local SQLite store, concurrent writers, a server that is down, system metrics,
+and the pipeline record read from the stages' files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from lowlight.tracking import TrackingError, pipeline_run, tracking_uri
+from lowlight.tracking import TrackingError, stage_run, tracking_uri
 
 
 def _free_port() -> int:
@@ -42,7 +43,7 @@ def test_server_down_fails_fast_naming_uri(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     start = time.monotonic()
     with pytest.raises(TrackingError) as info:
-        with pipeline_run("eda", enabled=True):
+        with stage_run("eda", on=True):
             pass
     assert uri in str(info.value)
     assert time.monotonic() - start < 10
@@ -55,9 +56,9 @@ def test_concurrent_sqlite_writers_lose_nothing(tmp_path):
     (tmp_path / ".dvc").mkdir()
     script = textwrap.dedent("""
         import sys
-        from lowlight.tracking import pipeline_run
+        from lowlight.tracking import stage_run
         k = int(sys.argv[1])
-        with pipeline_run("train", params={"worker": k}, enabled=True) as t:
+        with stage_run("train", params={"worker": k}, on=True) as t:
             for step in range(15):
                 t.log_metrics({"loss": 1.0 / (step + 1), "worker": k}, step=step)
     """)
@@ -78,12 +79,9 @@ def test_concurrent_sqlite_writers_lose_nothing(tmp_path):
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    """A fresh SQLite store for this test, and this process's runs grouped under one key."""
-    import lowlight.tracking as tracking
-
+    """A fresh SQLite store for this test."""
     db = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    monkeypatch.setattr(tracking, "_invocation_key", lambda: "test-invocation")
     return db
 
 
@@ -112,7 +110,7 @@ def test_failure_tagging_never_hides_the_stage_error(store, caplog):
         raise sqlite3.OperationalError("database or disk is full")
 
     with pytest.raises(OutputError, match="cannot write"):
-        with pipeline_run("train", enabled=True) as tracker:
+        with stage_run("train", on=True) as tracker:
             tracker.client.set_tag = tracker.client.set_terminated = disk_full
             raise OutputError("models/model.pt: cannot write (No space left on device)")
     assert "could not mark stage train failed" in caplog.text and "disk is full" in caplog.text
@@ -124,7 +122,7 @@ def test_an_unusable_store_is_one_line_naming_the_uri(store, tmp_path, monkeypat
     from lowlight.errors import user_errors
 
     if kind == "read-only database":
-        with pipeline_run("prepare", enabled=True):
+        with stage_run("prepare", on=True):
             pass  # a store with its tables, then opened read-only (chmod 444 does not stop root)
         uri = f"sqlite:///file:{store}?mode=ro&uri=true"
     elif kind == "not a database":
@@ -142,7 +140,7 @@ def test_an_unusable_store_is_one_line_naming_the_uri(store, tmp_path, monkeypat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     start = time.monotonic()
     with pytest.raises(TrackingError) as info:
-        with pipeline_run("eda", params={"eda.examples": 4}, enabled=True):
+        with stage_run("eda", params={"eda.examples": 4}, on=True):
             pass
     msg = str(info.value)
     print(f"{kind}: {time.monotonic() - start:.2f} s: {msg}")
@@ -155,28 +153,27 @@ def test_an_unusable_store_is_one_line_naming_the_uri(store, tmp_path, monkeypat
 def test_read_only_store_as_a_normal_user(store, monkeypatch):
     if os.geteuid() == 0:
         pytest.skip("root writes to a chmod 444 file; test_an_unusable_store_is_one_line_naming_the_uri covers it")
-    with pipeline_run("prepare", enabled=True):
+    with stage_run("prepare", on=True):
         pass
     store.chmod(0o444)
     with pytest.raises(TrackingError, match="read-only"):
-        with pipeline_run("eda", enabled=True):
+        with stage_run("eda", on=True):
             pass
 
 
 @pytest.mark.fault
-def test_a_killed_stage_leaves_the_run_running(store, tmp_path):
-    """The run shared by the stages goes back to RUNNING when a stage starts, so a SIGKILL leaves it so."""
+def test_a_killed_stage_leaves_its_run_running(store, tmp_path):
+    """A run is FINISHED or FAILED only by its own process; a SIGKILL leaves it RUNNING, and a rerun is a new run."""
     import signal
 
-    with pipeline_run("prepare", enabled=True):
+    with stage_run("prepare", on=True):
         pass
-    [(run_id, status)] = _runs(store)
+    [(first, status)] = _runs(store)
     assert status == "FINISHED"
     script = textwrap.dedent("""
         import time
-        import lowlight.tracking as tracking
-        tracking._invocation_key = lambda: "test-invocation"
-        with tracking.pipeline_run("train", enabled=True):
+        from lowlight.tracking import stage_run
+        with stage_run("train", on=True):
             print("started", flush=True)
             time.sleep(120)
     """)
@@ -188,9 +185,57 @@ def test_a_killed_stage_leaves_the_run_running(store, tmp_path):
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    assert _runs(store) == [(run_id, "RUNNING")]
-    assert _tag(store, run_id, "stage.train") == "running"
-    with pipeline_run("train", enabled=True):  # the rerun finishes it
+    runs = dict(_runs(store))
+    killed = next(r for r in runs if r != first)
+    assert runs == {first: "FINISHED", killed: "RUNNING"}
+    assert _tag(store, killed, "lowlight.stage") == "train"
+    with stage_run("train", on=True):  # the rerun is a run of its own
         pass
-    assert _runs(store) == [(run_id, "FINISHED")]
-    assert _tag(store, run_id, "stage.train") == "done"
+    assert sorted(dict(_runs(store)).values()) == ["FINISHED", "FINISHED", "RUNNING"]
+
+
+def test_stage_runs_carry_the_commit_and_system_metrics(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    monkeypatch.setenv("DVC_EXP_NAME", "tiny-exp")
+    with stage_run("train", params={"train.lr": 0.1}, system_metrics=True, on=True) as tracker:
+        tracker.log_metrics({"val_psnr": 20.0}, step=1, prefix="train.")
+        time.sleep(2.5)
+    [(run_id, status)] = _runs(store)
+    assert status == "FINISHED"
+    con = sqlite3.connect(store)
+    keys = {k for (k,) in con.execute("select key from metrics where run_uuid=?", (run_id,))}
+    assert "train.val_psnr" in keys and any(k.startswith("system/cpu_utilization") for k in keys), keys
+    assert any(k.startswith("system/system_memory_usage") for k in keys), keys
+    assert _tag(store, run_id, "mlflow.source.git.commit")  # HEAD of this checkout, or "unknown" outside git
+    assert _tag(store, run_id, "mlflow.runName") == "tiny-exp-train"
+
+
+# --------------------------------------------------------------------------- the pipeline record
+
+
+def test_the_record_reads_every_stage_and_refuses_a_missing_file(tmp_path):
+    import json
+
+    from lowlight.errors import DataError
+    from lowlight.pipeline_record import METRICS_FILES, dataset_record, epoch_curves, headline_metrics
+
+    for stage, name in METRICS_FILES.items():
+        (tmp_path / name).write_text(json.dumps({"a": 1.5, "nested": {"b": 2}, "flag": True}))
+    m = headline_metrics(tmp_path)
+    assert m["eval.nested.b"] == 2.0 and m["eda.a"] == 1.5 and "train.flag" not in m
+    assert len(m) == 2 * len(METRICS_FILES)
+    (tmp_path / "train.json").unlink()
+    with pytest.raises(DataError, match="train.json"):
+        headline_metrics(tmp_path)
+
+    (tmp_path / "log.csv").write_text("epoch,train_loss,val_psnr,lr,epoch_seconds\n1,0.5,20.1,0.002,3\n2,0.4,21.0,0.001,3\n")
+    assert epoch_curves(tmp_path / "log.csv") == [(1, {"train_loss": 0.5, "val_psnr": 20.1, "lr": 0.002}),
+                                                  (2, {"train_loss": 0.4, "val_psnr": 21.0, "lr": 0.001})]
+    (tmp_path / "prep").mkdir()
+    (tmp_path / "prep" / "manifest.csv").write_text(
+        "split,stem,high_source,kind\ntrain,a,LOL/1.png,real\ntrain,b,LOL/2.png,real\nval,c,LOL/3.png,real\n")
+    rec = dataset_record(tmp_path / "prep")
+    assert rec["splits"] == {"train": 2, "val": 1, "test": 0} and rec["pairs"] == 3 and len(rec["digest"]) == 64
+    with pytest.raises(DataError, match="manifest.csv"):
+        dataset_record(tmp_path / "nowhere")

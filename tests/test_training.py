@@ -314,13 +314,13 @@ def test_metrics_reach_a_real_mlflow_server(data, tmp_path, monkeypatch):
                     pytest.fail(f"mlflow server did not start: {(store / 'server.log').read_text()[-2000:]}")
                 time.sleep(0.5)
 
-        from lowlight.tracking import pipeline_run
+        from lowlight.tracking import stage_run
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         monkeypatch.setenv("LOWLIGHT_MLFLOW", "1")
         cfg = replace(CFG, epochs=1)
         out = tmp_path / "run"
-        with pipeline_run("train", params={"train.lr": cfg.lr}, experiment="lowlight-test") as tracker:
+        with stage_run("train", params={"train.lr": cfg.lr}, experiment="lowlight-test") as tracker:
             summary = run(data, out, cfg, tracker=tracker)
             tracker.log_artifact(out / "plots")
             run_id = tracker.run_id

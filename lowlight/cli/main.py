@@ -15,9 +15,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lowlight {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from lowlight.cli import enhance as cli_enhance, evaluate as cli_evaluate
+    from lowlight.cli import app as cli_app
 
     cli_enhance.add_parser(sub)
     cli_evaluate.add_parser(sub)
+    cli_app.add_parser(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -91,6 +91,7 @@ class Enhancer:
     tile: int = 768
     overlap: int = 64
     strength: float = 1.0  # 0: the input unchanged, 1: the full enhancement (see check_strength)
+    progress: Callable[[int, int], None] | None = field(default=None, compare=False)  # (done, total) tiles
 
     def __post_init__(self):
         self.strength = check_strength(self.strength)
@@ -219,6 +220,8 @@ class Enhancer:
                 out *= win
                 acc[:, cols] += out
                 weight[:, cols] += win
+                if self.progress is not None:
+                    self.progress(i * len(xs) + xs.index(x0) + 1, len(ys) * len(xs))
             done = (ys[i + 1] if i + 1 < len(ys) else y1) - y0
             band = acc[:done]
             band /= weight[:done]

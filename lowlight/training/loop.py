@@ -280,7 +280,7 @@ def train(data_root: str | Path, mapped_root: str | Path | None, cfg: TrainConfi
         torch.set_num_threads(base.threads)
     ranks, device = start_ranks(base.device)
     try:
-        job = TrainJob(Path(data_root), mapped_root, cfg, base, outputs, tracker or NullTracker(None, "", "train"),
+        job = TrainJob(Path(data_root), mapped_root, cfg, base, outputs, tracker or NullTracker("train"),
                        dict(extra_params or {}))
         run = build(job, ranks, device)
         resume(run)

@@ -93,11 +93,14 @@ def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path
     save_figure(fig, path)
 
 
+# what the metrics file holds; the run's other figures are in the summary the stage prints and the log
+HEADLINE = ("best_val_psnr", "best_val_ssim", "best_epoch", "epochs", "parameters", "cpu_ms_per_600x400")
+
+
 def write_outputs(outputs: TrainOutputs, summary: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    """The summary (numbers only: `dvc exp show` and `dvc metrics diff` read them as columns) and the log."""
+    """The summary's headline numbers (a column each in `dvc exp show`) and the per-epoch log."""
     if outputs.metrics_json:
-        write_json(outputs.metrics_json, {k: v for k, v in summary.items()
-                                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        write_json(outputs.metrics_json, {k: summary[k] for k in HEADLINE if k in summary})
     if outputs.log_csv:
         write_log(Path(outputs.log_csv), history)
 

@@ -1,0 +1,189 @@
+"""The whole enhancer (quantile model + mapping + network) as an MLflow pyfunc model.
+
+``log_enhancer_model(quantile_model, network)`` logs it, weights as artifacts and the
+``lowlight`` package as code, so ``mlflow.pyfunc.load_model(uri).predict(df)`` and
+``mlflow models serve -m URI`` give the pixels ``lowlight enhance`` gives. Input: a
+DataFrame with a string column ``image`` (base64 of an image file, any format Pillow
+reads) and an optional double column ``strength`` (0..1.5; missing or NaN: 1). Output:
+a DataFrame with one string column ``image``, the enhanced image as base64 PNG in the
+input's kind (grey stays grey, alpha is kept, 16-bit grey stays 16-bit).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, Schema
+
+from lowlight.imageio import MAX_PIXELS
+
+__all__ = ["EnhancerModel", "log_enhancer_model", "encode_image", "decode_image", "SIGNATURE",
+           "REQUIREMENTS"]
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+REQUIREMENTS = ("torch", "xgboost-cpu", "numpy", "scipy", "pillow", "pandas", "scikit-image", "PyYAML", "tqdm",
+                "mlflow")
+"""What the served model needs: pinned as in the repository's requirements.txt where it is there."""
+
+SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "image"), ColSpec("double", "strength", required=False)]),
+                           outputs=Schema([ColSpec("string", "image")]))
+
+
+def encode_image(image) -> str:
+    """Base64 text of an image file's bytes: a path, the bytes themselves, or a PIL image (as PNG)."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        data = buf.getvalue()
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        data = bytes(image)
+    else:
+        data = Path(image).read_bytes()
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_image(b64: str, where: str = "image", max_pixels: int | None = MAX_PIXELS):
+    """Open and decode a base64 image file the way :func:`lowlight.imageio.open_image` opens a path:
+    empty, truncated, animated, too large (``max_pixels``) or not an image is an ImageError (a ValueError)
+    whose text starts with ``where``."""
+    from PIL import Image
+
+    from lowlight.imageio import ImageError, _check_header
+
+    if not isinstance(b64, (str, bytes)):
+        raise ImageError(where, f"expected base64 text, got {type(b64).__name__}")
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageError(where, f"not valid base64 ({exc})") from exc
+    if not data:
+        raise ImageError(where, "image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))  # the header only
+            _check_header(where, img, max_pixels)
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(where, f"image is too large to decode safely ({exc})") from exc
+    except OSError as exc:
+        problem = "image file is truncated" if "truncated" in str(exc).lower() else f"not a readable image ({exc})"
+        raise ImageError(where, problem) from exc
+    except (ValueError, SyntaxError) as exc:
+        raise ImageError(where, f"not a readable image ({exc})") from exc
+    return img
+
+
+def _strength(value) -> float:
+    if value is None:
+        return 1.0
+    try:
+        if pd.isna(value):
+            return 1.0
+    except (TypeError, ValueError):
+        pass
+    return float(value) if isinstance(value, (int, float, np.integer, np.floating)) else value
+
+
+class EnhancerModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper of :class:`lowlight.inference.enhancer.Enhancer` (CPU; artifacts
+    ``quantile_model`` and ``network``, the checkpoint carrying its histmap settings)."""
+
+    def load_context(self, context):
+        import torch
+
+        from lowlight.inference.enhancer import Enhancer
+
+        torch.set_flush_denormal(True)
+        self.enhancer = Enhancer.from_files(context.artifacts["quantile_model"], context.artifacts["network"],
+                                            device="cpu")
+
+    def predict(self, context, model_input, params=None):
+        from lowlight.imageio import photo_metadata
+        from lowlight.inference.enhancer import enhance
+
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        if "image" not in model_input.columns:
+            raise ValueError("model input needs a column 'image' (base64 of an image file)")
+        has_strength = "strength" in model_input.columns
+        out = []
+        for index, row in model_input.iterrows():
+            where = f"row {index}"
+            raw = decode_image(row["image"], where=where, max_pixels=MAX_PIXELS)
+            strength = _strength(row["strength"]) if has_strength else 1.0
+            try:
+                img = enhance(raw, enhancer=self.enhancer, strength=strength, max_pixels=None)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from exc
+            buf = io.BytesIO()
+            img.save(buf, format="PNG", **photo_metadata(raw))
+            out.append(base64.b64encode(buf.getvalue()).decode("ascii"))
+        return pd.DataFrame({"image": pd.Series(out, dtype=object, index=model_input.index)})
+
+
+def _requirements(path: Path | None = None) -> list[str]:
+    """:data:`REQUIREMENTS`, each pinned as ``requirements.txt`` pins it (unpinned when not there)."""
+    path = path or PACKAGE_DIR.parent / "requirements.txt"
+    pins: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            found = re.match(r"^([A-Za-z0-9_.\-]+)\s*(==.+)$", line)
+            if found:
+                pins[re.sub(r"[-_.]+", "-", found.group(1)).lower()] = found.group(2).strip()
+    return [name + pins.get(re.sub(r"[-_.]+", "-", name).lower(), "") for name in REQUIREMENTS]
+
+
+def _input_example() -> pd.DataFrame:
+    """One tiny (16 x 16) dark PNG, strength 1."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:16, 0:16]
+    rgb = np.stack([xx * 2 + 8, yy * 2 + 6, (xx + yy) + 4], axis=2).astype(np.uint8)
+    return pd.DataFrame({"image": [encode_image(Image.fromarray(rgb))], "strength": [1.0]})
+
+
+def _copy_package(dst: Path) -> Path:
+    """The lowlight package without its weights and byte-code caches (the weights travel as artifacts)."""
+    target = dst / PACKAGE_DIR.name
+
+    def ignore(folder, names):
+        skip = {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
+        if Path(folder).resolve() == PACKAGE_DIR:
+            skip.add("weights")
+        return skip
+
+    shutil.copytree(PACKAGE_DIR, target, ignore=ignore)
+    return target
+
+
+def log_enhancer_model(quantile_model: Path, network: Path, name: str = "enhancer",
+                       registered_model_name: str | None = None):
+    """Log the enhancer as a pyfunc model (in the active run, or a new one) and return its ModelInfo."""
+    for what, path in (("quantile model", quantile_model), ("network", network)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{what} {path}: file does not exist")
+    with tempfile.TemporaryDirectory(prefix="lowlight-pyfunc-") as tmp:
+        code = _copy_package(Path(tmp))
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=EnhancerModel(),
+            artifacts={"quantile_model": os.fspath(quantile_model), "network": os.fspath(network)},
+            signature=SIGNATURE, input_example=_input_example(), code_paths=[os.fspath(code)],
+            pip_requirements=_requirements(), registered_model_name=registered_model_name)
