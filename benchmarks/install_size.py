@@ -46,7 +46,9 @@ def main(argv=None) -> int:
         t0 = time.monotonic()
         dist = work / "dist"
         shutil.rmtree(dist, ignore_errors=True)
-        sh([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist, ROOT])
+        # no flags: the sdist first, then the wheel from the unpacked sdist (proves the sdist is complete and
+        # leaves no build/ folder in the checkout)
+        sh([sys.executable, "-m", "build", "--outdir", dist, ROOT])
         wheel = next(dist.glob("lowlight-*.whl"))
         sdist = next(dist.glob("lowlight-*.tar.gz"))
         print(f"built {wheel.name} ({wheel.stat().st_size / 2**20:.1f} MiB) and {sdist.name} "
