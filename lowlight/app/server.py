@@ -20,15 +20,11 @@ same one the enhancer applies. The store keeps the last :data:`MAX_JOBS` photos.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import queue
 import secrets
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,70 +34,14 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from lowlight.imageio import MAX_PIXELS, WRITE_FORMATS, ImageError, LoadedImage
+from lowlight.app.jobs import MAX_JOBS, PREVIEW_SIDE, Job, JobStore, decode_upload, downscale, one_line
+from lowlight.imageio import MAX_PIXELS, ImageError
 
-__all__ = ["create_app", "JobStore", "Job", "MAX_JOBS", "PREVIEW_SIDE", "MAX_UPLOAD_BYTES"]
+__all__ = ["create_app", "PREVIEW_SIDE", "MAX_UPLOAD_BYTES"]
 
 PAGE = Path(__file__).with_name("page.html")
-MAX_JOBS = 20
-PREVIEW_SIDE = 1280
 MAX_UPLOAD_BYTES = 1 << 30  # a 50-megapixel 16-bit TIFF is ~300 MB uncompressed
 _PREVIEW_CACHE = 8  # after-previews kept per job (one per strength the slider visited)
-
-# extension of the download for an upload whose name says no format lowlight writes
-_FORMAT_EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
-_READ_HINT = "choose a photo file (JPEG, PNG, WebP, TIFF or BMP)"
-
-
-@dataclass(eq=False)
-class Job:
-    """One uploaded photo and its enhancement (kept at strength 1)."""
-
-    id: str
-    name: str
-    loaded: LoadedImage
-    metadata: dict
-    ext: str  # the download's extension
-    small: np.ndarray  # the input, downscaled for previews
-    state: str = "queued"
-    progress: float = 0.0
-    error: str | None = None
-    enhanced: np.ndarray | None = None  # uint8 RGB, full size, strength 1
-    small_enhanced: np.ndarray | None = None
-    before_png: bytes | None = None
-    after_png: collections.OrderedDict = field(default_factory=collections.OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def width(self) -> int:
-        return int(self.loaded.rgb.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.loaded.rgb.shape[0])
-
-    @property
-    def download_name(self) -> str:
-        stem = Path(self.name).stem or "photo"
-        return f"{stem}.enhanced{self.ext}"
-
-    def status(self) -> dict[str, Any]:
-        return {"state": self.state, "progress": round(float(self.progress), 4), "error": self.error}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _downscale(rgb: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
-    from PIL import Image
-
-    h, w = rgb.shape[:2]
-    if max(h, w) <= side:
-        return rgb
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -112,127 +52,6 @@ def _png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
-
-
-def _download_ext(name: str, fmt: str | None) -> str:
-    suffix = Path(name).suffix
-    if suffix.lower() in WRITE_FORMATS:
-        return suffix  # as the CLI: the output keeps the input's extension
-    if suffix.lower() == ".gif" or fmt == "GIF":
-        return ".png"  # lowlight reads GIF but does not write it
-    return _FORMAT_EXT.get(fmt or "", ".png")
-
-
-def _web_problem(problem: str) -> str:
-    """A decoding problem from lowlight.imageio with a fix that fits the page."""
-    problem = problem.replace("raise it with --max-pixels N (max_pixels= in Python)",
-                              "restart with `lowlight app --max-pixels N` to raise it")
-    problem = problem.replace("--max-pixels raises both", "`lowlight app --max-pixels N` raises both")
-    if problem.startswith(("not a readable image", "file is empty", "image file is truncated")):
-        problem += f"; {_READ_HINT}"
-    return problem
-
-
-def decode_upload(path: Path, name: str, max_pixels: int | None = MAX_PIXELS):
-    """(LoadedImage, metadata, extension) of an uploaded file, checked as ``lowlight enhance`` checks
-    its inputs; an :class:`ImageError` naming ``name`` otherwise."""
-    from lowlight.imageio import from_pil, open_image, photo_metadata
-
-    try:
-        raw = open_image(path, max_pixels=max_pixels)
-        try:
-            loaded = from_pil(raw)
-            metadata = photo_metadata(raw)
-            fmt = raw.format
-        finally:
-            raw.close()
-    except ImageError as exc:
-        raise ImageError(name, _web_problem(exc.problem.replace(str(path), name))) from exc
-    except (OSError, ValueError) as exc:
-        raise ImageError(name, f"{_one_line(str(exc)).replace(str(path), name)}; {_READ_HINT}") from exc
-    return loaded, metadata, _download_ext(name, fmt)
-
-
-class JobStore:
-    """The last ``max_jobs`` jobs and ONE worker thread that enhances them in upload order.
-
-    ``enhancer_factory()`` is called once, lazily, on the first job (under a lock); it
-    returns an :class:`~lowlight.inference.enhancer.Enhancer` (or any callable
-    ``(rgb, strength) -> rgb``; a ``progress`` attribute, if it has one, gets tile progress).
-    """
-
-    def __init__(self, enhancer_factory: Callable[[], Any], max_jobs: int = MAX_JOBS):
-        self._factory = enhancer_factory
-        self._enhancer = None
-        self._enhancer_lock = threading.Lock()
-        self.max_jobs = max_jobs
-        self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
-        self._lock = threading.Lock()
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
-
-    # ------------------------------------------------------------- jobs
-
-    def add(self, job: Job) -> None:
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > self.max_jobs:
-                self._jobs.popitem(last=False)  # the oldest; its queued work is skipped
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="lowlight-app-worker", daemon=True)
-                self._worker.start()
-        self._queue.put(job.id)
-
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def close(self) -> None:
-        """Stop the worker after the job it is on (queued jobs stay queued)."""
-        self._queue.put(None)
-
-    # ------------------------------------------------------------- work
-
-    def enhancer(self):
-        if self._enhancer is None:
-            with self._enhancer_lock:
-                if self._enhancer is None:
-                    self._enhancer = self._factory()
-        return self._enhancer
-
-    def _work(self) -> None:
-        while True:
-            job_id = self._queue.get()
-            if job_id is None:
-                return
-            job = self.get(job_id)
-            if job is None:  # dropped from the store before its turn
-                continue
-            self._run(job)
-
-    def _run(self, job: Job) -> None:
-        from lowlight.errors import UserError
-
-        job.state = "running"
-        enhancer = None
-        try:
-            enhancer = self.enhancer()
-            if hasattr(enhancer, "progress"):
-                enhancer.progress = lambda done, total: setattr(job, "progress", done / max(total, 1))
-            enhanced = enhancer(job.loaded.rgb, 1.0)
-            job.small_enhanced = _downscale(enhanced)
-            job.enhanced = enhanced
-            job.progress = 1.0
-            job.state = "done"
-        except UserError as exc:
-            job.error, job.state = _one_line(f"{job.name}: {exc}"), "failed"
-        except MemoryError:
-            job.error, job.state = f"{job.name}: out of memory while enhancing; try a smaller photo", "failed"
-        except Exception as exc:
-            job.error, job.state = _one_line(f"{job.name}: enhancing failed ({type(exc).__name__}: {exc})"), "failed"
-        finally:
-            if enhancer is not None and hasattr(enhancer, "progress"):
-                enhancer.progress = None
 
 
 def _parse_strength(text: str | None) -> float:
@@ -247,7 +66,7 @@ def _parse_strength(text: str | None) -> float:
     try:
         return check_strength(value)
     except ValueError as exc:
-        raise ValueError(_one_line(str(exc)).replace("--strength ", "strength ", 1)) from None
+        raise ValueError(one_line(str(exc)).replace("--strength ", "strength ", 1)) from None
 
 
 def create_app(enhancer_factory: Callable[[], Any], max_pixels: int | None = MAX_PIXELS,
@@ -264,7 +83,7 @@ def create_app(enhancer_factory: Callable[[], Any], max_pixels: int | None = MAX
     app.state.store = store
 
     def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": _one_line(message)}, status_code=status)
+        return JSONResponse({"error": one_line(message)}, status_code=status)
 
     def find(job_id: str) -> Job | JSONResponse:
         job = store.get(job_id)
@@ -304,7 +123,7 @@ def create_app(enhancer_factory: Callable[[], Any], max_pixels: int | None = MAX
                 loaded, metadata, ext = await run_in_threadpool(decode_upload, path, name, max_pixels)
             except ImageError as exc:
                 return error(400, str(exc))
-            small = await run_in_threadpool(_downscale, loaded.rgb)
+            small = await run_in_threadpool(downscale, loaded.rgb)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         job = Job(secrets.token_hex(8), name, loaded, metadata, ext, small)
