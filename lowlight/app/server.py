@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request  # here: FastAPI resolves the endpoints' annotations in this module
+from fastapi import APIRouter, FastAPI, Request  # here: FastAPI resolves the endpoints' annotations in this module
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -69,6 +69,141 @@ def _parse_strength(text: str | None) -> float:
         raise ValueError(one_line(str(exc)).replace("--strength ", "strength ", 1)) from None
 
 
+router = APIRouter()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": one_line(message)}, status_code=status)
+
+
+def _find(request: Request, job_id: str) -> Job | JSONResponse:
+    store: JobStore = request.app.state.store
+    job = store.get(job_id)
+    if job is None:
+        return _error(404, f"no photo with id {job_id!r}: the app keeps the last {store.max_jobs} photos "
+                           "(and forgets them when it restarts); upload it again")
+    return job
+
+
+def _ready(request: Request, job_id: str, strength: str | None) -> tuple[Job, float] | JSONResponse:
+    """The finished job and the strength asked for, or the one-line error response."""
+    job = _find(request, job_id)
+    if isinstance(job, JSONResponse):
+        return job
+    try:
+        s = _parse_strength(strength)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    if job.state == "failed":
+        return _error(409, job.error or f"{job.name}: enhancing failed")
+    if job.state != "done":
+        return _error(409, f"{job.name}: not enhanced yet ({job.state}); wait until its state is done")
+    return job, s
+
+
+@router.get("/", response_class=HTMLResponse)
+def page():
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
+
+
+async def _receive(request: Request, name: str, path: Path) -> JSONResponse | None:
+    """Stream the body to ``path``; a body over :data:`MAX_UPLOAD_BYTES` is the error response."""
+    too_large = _error(400, f"{name}: file is too large (over {MAX_UPLOAD_BYTES >> 20} MB); save it smaller first")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
+        return too_large
+    size = 0
+    with open(path, "wb") as f:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                return too_large
+            f.write(chunk)
+    return None
+
+
+@router.post("/api/jobs")
+async def upload(request: Request, name: str = "photo"):
+    name = Path(name.replace("\\", "/")).name[:200] or "photo"
+    folder = Path(tempfile.mkdtemp(prefix="lowlight-app-"))
+    try:
+        path = folder / ("upload" + Path(name).suffix.lower())
+        refused = await _receive(request, name, path)
+        if refused is not None:
+            return refused
+        try:
+            loaded, metadata, ext = await run_in_threadpool(decode_upload, path, name, request.app.state.max_pixels)
+        except ImageError as exc:
+            return _error(400, str(exc))
+        small = await run_in_threadpool(downscale, loaded.rgb)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    job = Job(secrets.token_hex(8), name, loaded, metadata, ext, small)
+    request.app.state.store.add(job)
+    return {"id": job.id, "width": job.width, "height": job.height, "name": job.name}
+
+
+@router.get("/api/jobs/{job_id}")
+def status(request: Request, job_id: str):
+    job = _find(request, job_id)
+    return job if isinstance(job, JSONResponse) else job.status()
+
+
+@router.get("/api/jobs/{job_id}/before.png")
+def before(request: Request, job_id: str):
+    job = _find(request, job_id)
+    if isinstance(job, JSONResponse):
+        return job
+    with job.lock:
+        if job.before_png is None:
+            job.before_png = _png(job.small)
+        data = job.before_png
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/api/jobs/{job_id}/after.png")
+def after(request: Request, job_id: str, strength: str | None = None):
+    from lowlight.inference.tiles import apply_strength
+
+    found = _ready(request, job_id, strength)
+    if isinstance(found, JSONResponse):
+        return found
+    job, s = found
+    with job.lock:
+        data = job.after_png.get(s)
+        if data is None:
+            data = _png(apply_strength(job.small, job.small_enhanced, s))
+            job.after_png[s] = data
+            while len(job.after_png) > _PREVIEW_CACHE:
+                job.after_png.popitem(last=False)
+        else:
+            job.after_png.move_to_end(s)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/api/jobs/{job_id}/download")
+def download(request: Request, job_id: str, strength: str | None = None):
+    from lowlight.cli.enhance import _save
+    from lowlight.imageio import to_pil
+    from lowlight.inference.tiles import apply_strength
+
+    found = _ready(request, job_id, strength)
+    if isinstance(found, JSONResponse):
+        return found
+    job, s = found
+    # exactly lowlight.inference.enhancer.enhance on a PIL image, then the CLI's writer
+    img = to_pil(apply_strength(job.loaded.rgb, job.enhanced, s), job.loaded)
+    folder = Path(tempfile.mkdtemp(prefix="lowlight-app-"))
+    dst = folder / ("result" + job.ext)
+    try:
+        _save(img, dst, job.metadata, None)
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        return _error(500, f"{job.download_name}: could not write the result ({exc})")
+    return FileResponse(dst, filename=job.download_name, media_type=_media_type(job.ext),
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
 def create_app(enhancer_factory: Callable[[], Any], max_pixels: int | None = MAX_PIXELS,
                max_jobs: int = MAX_JOBS):
     """The FastAPI app; ``enhancer_factory()`` is called once, on the first photo."""
@@ -80,123 +215,8 @@ def create_app(enhancer_factory: Callable[[], Any], max_pixels: int | None = MAX
         store.close()
 
     app = FastAPI(title="lowlight app", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.store = store
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": one_line(message)}, status_code=status)
-
-    def find(job_id: str) -> Job | JSONResponse:
-        job = store.get(job_id)
-        if job is None:
-            return error(404, f"no photo with id {job_id!r}: the app keeps the last {store.max_jobs} photos "
-                              "(and forgets them when it restarts); upload it again")
-        return job
-
-    def not_ready(job: Job) -> JSONResponse:
-        if job.state == "failed":
-            return error(409, job.error or f"{job.name}: enhancing failed")
-        return error(409, f"{job.name}: not enhanced yet ({job.state}); wait until its state is done")
-
-    @app.get("/", response_class=HTMLResponse)
-    def page():
-        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
-
-    @app.post("/api/jobs")
-    async def upload(request: Request, name: str = "photo"):
-        name = Path(name.replace("\\", "/")).name[:200] or "photo"
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_UPLOAD_BYTES:
-            return error(400, f"{name}: file is too large ({int(length) / 2**20:.0f} MB, over "
-                              f"{MAX_UPLOAD_BYTES >> 20} MB); save it smaller first")
-        folder = Path(tempfile.mkdtemp(prefix="lowlight-app-"))
-        try:
-            path = folder / ("upload" + Path(name).suffix.lower())
-            size = 0
-            with open(path, "wb") as f:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > MAX_UPLOAD_BYTES:
-                        return error(400, f"{name}: file is too large (over {MAX_UPLOAD_BYTES >> 20} MB); "
-                                          "save it smaller first")
-                    f.write(chunk)
-            try:
-                loaded, metadata, ext = await run_in_threadpool(decode_upload, path, name, max_pixels)
-            except ImageError as exc:
-                return error(400, str(exc))
-            small = await run_in_threadpool(downscale, loaded.rgb)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        job = Job(secrets.token_hex(8), name, loaded, metadata, ext, small)
-        store.add(job)
-        return {"id": job.id, "width": job.width, "height": job.height, "name": job.name}
-
-    @app.get("/api/jobs/{job_id}")
-    def status(job_id: str):
-        job = find(job_id)
-        return job if isinstance(job, JSONResponse) else job.status()
-
-    @app.get("/api/jobs/{job_id}/before.png")
-    def before(job_id: str):
-        job = find(job_id)
-        if isinstance(job, JSONResponse):
-            return job
-        with job.lock:
-            if job.before_png is None:
-                job.before_png = _png(job.small)
-            data = job.before_png
-        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
-
-    @app.get("/api/jobs/{job_id}/after.png")
-    def after(job_id: str, strength: str | None = None):
-        from lowlight.inference.tiles import apply_strength
-
-        job = find(job_id)
-        if isinstance(job, JSONResponse):
-            return job
-        try:
-            s = _parse_strength(strength)
-        except ValueError as exc:
-            return error(400, str(exc))
-        if job.state != "done":
-            return not_ready(job)
-        with job.lock:
-            data = job.after_png.get(s)
-            if data is None:
-                data = _png(apply_strength(job.small, job.small_enhanced, s))
-                job.after_png[s] = data
-                while len(job.after_png) > _PREVIEW_CACHE:
-                    job.after_png.popitem(last=False)
-            else:
-                job.after_png.move_to_end(s)
-        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
-
-    @app.get("/api/jobs/{job_id}/download")
-    def download(job_id: str, strength: str | None = None):
-        from lowlight.cli.enhance import _save
-        from lowlight.imageio import to_pil
-        from lowlight.inference.tiles import apply_strength
-
-        job = find(job_id)
-        if isinstance(job, JSONResponse):
-            return job
-        try:
-            s = _parse_strength(strength)
-        except ValueError as exc:
-            return error(400, str(exc))
-        if job.state != "done":
-            return not_ready(job)
-        # exactly lowlight.inference.enhancer.enhance on a PIL image, then the CLI's writer
-        img = to_pil(apply_strength(job.loaded.rgb, job.enhanced, s), job.loaded)
-        folder = Path(tempfile.mkdtemp(prefix="lowlight-app-"))
-        dst = folder / ("result" + job.ext)
-        try:
-            _save(img, dst, job.metadata, None)
-        except (OSError, ValueError) as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            return error(500, f"{job.download_name}: could not write the result ({exc})")
-        return FileResponse(dst, filename=job.download_name, media_type=_media_type(job.ext),
-                            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
-
+    app.state.store, app.state.max_pixels = store, max_pixels
+    app.include_router(router)
     return app
 
 

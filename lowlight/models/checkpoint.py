@@ -25,7 +25,6 @@ import os
 import pickle
 import pickletools
 import re
-import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +36,7 @@ from lowlight.atomic import OutputError, atomic_path
 from lowlight.errors import DataError, short_repr
 from lowlight.models import build_model, model_class
 from lowlight.models.padding import unwrap
+from lowlight.models.skeleton import SkeletonError, meta_model
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint",
            "load_model"]
@@ -196,47 +196,6 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-class _TooLarge(Exception):
-    pass
-
-
-def _meta_model(path: Path, name: str, args: dict) -> nn.Module:
-    """Build the model without memory (``meta`` tensors), refusing it as soon as it grows past the bounds.
-
-    Checkpoint arguments are data from a file: ``widths: [131072] * 4`` asks for 618 GB.
-    The registration hooks stop the constructor at the first parameter past the bound.
-    """
-    from torch.nn.modules import module as torch_module
-
-    count = {"numel": 0, "items": 0}
-    me = threading.get_ident()  # the hooks are process-wide; count this thread's model only
-
-    def grow(_module, _name, item) -> None:
-        if threading.get_ident() != me:
-            return
-        count["numel"] += item.numel() if isinstance(item, torch.Tensor) else 0
-        count["items"] += 1
-        if count["numel"] > MAX_PARAMETERS or count["items"] > MAX_TENSORS:
-            raise _TooLarge
-
-    hooks = [torch_module.register_module_parameter_registration_hook(grow),
-             torch_module.register_module_buffer_registration_hook(grow),
-             torch_module.register_module_module_registration_hook(grow)]
-    try:
-        with torch.device("meta"):
-            return build_model(name, **args)
-    except _TooLarge:
-        raise CheckpointError(path, f"its model_args {short_repr(args)} make a model of more than "
-                                    f"{MAX_PARAMETERS:,} parameters or {MAX_TENSORS:,} tensors or modules; "
-                                    "refused before allocating it") from None
-    except Exception as exc:  # noqa: BLE001 - a constructor fed crafted arguments can raise anything
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(path, f"cannot rebuild its model: {first[:200]}") from None
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
 def _check_fit(path: Path, ckpt: dict, skeleton: nn.Module) -> None:
     """The file's weights against the model its arguments describe, and its channels against its inputs."""
     from lowlight.training.data import input_channels
@@ -277,7 +236,11 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     device = torch.device(device)
     path = Path(path)
     ckpt = read_checkpoint(path, map_location=device)
-    _check_fit(path, ckpt, _meta_model(path, ckpt["model"], ckpt["model_args"]))
+    try:
+        skeleton = meta_model(ckpt["model"], ckpt["model_args"], MAX_PARAMETERS, MAX_TENSORS)
+    except SkeletonError as exc:
+        raise CheckpointError(path, str(exc)) from None
+    _check_fit(path, ckpt, skeleton)
     model = build_model(ckpt["model"], **ckpt["model_args"])
     try:
         model.load_state_dict(ckpt["state_dict"])
