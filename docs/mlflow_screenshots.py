@@ -31,18 +31,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def latest_pipeline_run(db: Path, experiment: str) -> tuple[str, str]:
+def latest_pipeline_run(db: Path, experiment: str) -> tuple[str, str, str]:
+    """(run id, experiment id, the run's pyfunc model id) of the newest pipeline run."""
     con = sqlite3.connect(db)
     try:
         row = con.execute(
             "select r.run_uuid, r.experiment_id from runs r join experiments e on r.experiment_id = e.experiment_id "
             "join tags t on t.run_uuid = r.run_uuid where e.name = ? and t.key = 'lowlight.stage' "
             "and t.value = 'pipeline' order by r.start_time desc limit 1", (experiment,)).fetchone()
+        if row is None:
+            raise SystemExit(f"no pipeline run in {db} (experiment {experiment}): run `dvc repro` first")
+        model = con.execute("select model_id from logged_models where source_run_id = ? and name = 'enhancer'",
+                            (row[0],)).fetchone()
     finally:
         con.close()
-    if row is None:
-        raise SystemExit(f"no pipeline run in {db} (experiment {experiment}): run `dvc repro` first")
-    return row
+    return row[0], row[1], model[0] if model else ""
+
+
+CLOSE_ASSISTANT = """
+for (const b of document.querySelectorAll('button')) {
+  const label = (b.getAttribute('aria-label') || '').toLowerCase();
+  if (label.includes('close') && b.closest('[class*="ssistant"], [data-testid*="ssistant"], aside')) { b.click(); return label; }
+}
+const title = [...document.querySelectorAll('*')].find(e => e.childElementCount === 0 && e.textContent.trim() === 'MLflow Assistant');
+if (title) { const bar = title.closest('div').parentElement; const bs = bar ? bar.querySelectorAll('button') : [];
+  if (bs.length) { bs[bs.length - 1].click(); return 'last button'; } }
+const corner = document.elementFromPoint(window.innerWidth - 36, 35);  // its close button, top right
+const button = corner && corner.closest('button');
+if (button && button.getBoundingClientRect().left > window.innerWidth * 0.66) { button.click(); return 'corner'; }
+return '';
+"""
 
 
 def main(argv=None) -> int:
@@ -57,7 +75,7 @@ def main(argv=None) -> int:
     if not (chromium and driver_bin):
         raise SystemExit("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
     db = ROOT / "mlflow.db"
-    run_id, exp_id = latest_pipeline_run(db, args.experiment)
+    run_id, exp_id, model_id = latest_pipeline_run(db, args.experiment)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(args.out / ".mlflow_ui.log", "w")
@@ -80,12 +98,14 @@ def main(argv=None) -> int:
             options.add_argument(flag)
         browser = webdriver.Chrome(service=Service(executable_path=driver_bin), options=options)
         try:
-            pages = {"mlflow_runs.png": f"{url}/#/experiments/{exp_id}",
+            pages = {"mlflow_runs.png": f"{url}/#/experiments/{exp_id}/runs",
                      "mlflow_charts.png": f"{url}/#/experiments/{exp_id}/runs/{run_id}/model-metrics",
-                     "mlflow_model.png": f"{url}/#/experiments/{exp_id}/runs/{run_id}/artifacts"}
+                     "mlflow_model.png": f"{url}/#/experiments/{exp_id}/models/{model_id}"}
             for name, page in pages.items():
                 browser.get(page)
                 time.sleep(6)  # the UI renders its tables and charts after loading
+                closed = browser.execute_script(CLOSE_ASSISTANT)  # the assistant panel covers a third of the page
+                time.sleep(1.5 if closed else 0)
                 browser.save_screenshot(str(args.out / name))
                 print(f"{args.out / name}: {page}")
         finally:

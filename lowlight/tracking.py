@@ -109,8 +109,9 @@ def _experiment_id(client, experiment: str, uri: str) -> str:
     location = None
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///file:"):
         location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-    try:
-        return client.create_experiment(experiment, artifact_location=location)
+    try:  # the kind tag makes the UI open on its model-training views (runs, charts), not the GenAI ones
+        return client.create_experiment(experiment, artifact_location=location,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
     except Exception:  # another process created it meanwhile, or the store cannot be written
         exp = client.get_experiment_by_name(experiment)
         if exp is None:

@@ -27,6 +27,10 @@ from lowlight.tracking import (CHECKPOINT_TAG, Tracker, enabled, file_sha256, gi
                                repo_root)
 
 
+# the one-off figures that get a chart; every other stage figure is a `figure.<name>` tag
+CHARTED = ("eval.pipeline.psnr", "eval.pipeline.ssim", "eval.pipeline.psnr_gt_mean")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -87,7 +91,11 @@ def record(args: argparse.Namespace, p) -> str:
     with mlflow.start_run(experiment_id=exp_id, tags=run_tags(p)) as run:
         tracker = Tracker(client, run.info.run_id, "pipeline", uri)
         tracker.log_params(flatten(p))
-        tracker.log_metrics(metrics)
+        # charts for what matters (the curves below, the final scores); the other headline figures
+        # as tags, so the charts page does not open on a wall of single bars
+        tracker.log_metrics({k: v for k, v in metrics.items() if k in CHARTED})
+        tracker.set_tags({f"figure.{k}": f"{v:.6g}" for k, v in metrics.items() if k not in CHARTED})
+        mlflow.log_dict(metrics, "metrics/headline.json")
         for epoch, row in epoch_curves(args.metrics / "train_log.csv"):
             tracker.log_metrics(row, step=epoch, prefix="train.")
         for path in sorted(args.metrics.iterdir()):
@@ -105,7 +113,7 @@ def record(args: argparse.Namespace, p) -> str:
                             f"{int(metrics.get('eval.n_images', 0))} {p.data.source} images; run {run.info.run_id}")
         train_run = adopt_train_run(client, exp_id, run.info.run_id, args.checkpoint)
     print(f"track: MLflow run {run.info.run_id} ({run_tags(p)['dvc.exp_name']}) in {uri}: {len(flatten(p))} params, "
-          f"{len(metrics)} metrics, dataset {rec['pairs']} pairs, model {info.model_uri}"
+          f"{len(metrics)} figures, dataset {rec['pairs']} pairs, model {info.model_uri}"
           + (f", train run {train_run}" if train_run else ""))
     return run.info.run_id
 

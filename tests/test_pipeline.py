@@ -164,8 +164,12 @@ def test_every_invocation_makes_one_complete_mlflow_run(reproduced):
     every_key = set(flatten(load_params(repo / "params.yaml")))
     for k, (run_id, r) in enumerate(list(pipeline.items())[-3:]):
         assert every_key <= set(r["params"]), every_key - set(r["params"])
+        figures = {**r["metrics"], **{k[len("figure."):]: v for k, v in r["tags"].items() if k.startswith("figure.")}}
         for stage in ("eda", "quantiles", "histmap", "train", "eval"):
-            assert any(k.startswith(f"{stage}.") for k in r["metrics"]), (stage, sorted(r["metrics"]))
+            assert any(k.startswith(f"{stage}.") for k in figures), (stage, sorted(figures))
+        # the charts: the curves and the final scores, not every one-off figure
+        assert {k for k in r["metrics"] if not k.startswith("train.")} == {
+            "eval.pipeline.psnr", "eval.pipeline.ssim", "eval.pipeline.psnr_gt_mean"}, sorted(r["metrics"])
         assert "eval.pipeline.psnr" in r["metrics"] and r["datasets"] and r["models"], r
         commit = r["tags"]["mlflow.source.git.commit"]
         assert commit in ancestors if k == 0 else commit == head, (k, commit)
