@@ -148,7 +148,8 @@ def test_every_invocation_makes_one_complete_mlflow_run(reproduced):
     tracked = {"LOWLIGHT_MLFLOW": "1", "MLFLOW_TRACKING_URI": ""}
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "baseline", "--allow-empty"], repo)
-    run([str(BIN / "dvc"), "exp", "run", "-S", "train.epochs=2", "-n", "two-epochs"], repo, env=tracked)
+    run([str(BIN / "dvc"), "exp", "run", "-S", "train.epochs=2", "-S", "evaluate.register_model=tiny-enhancer",
+         "-n", "two-epochs"], repo, env=tracked)
     run(["git", "checkout", "params.yaml"], repo)
     cached = run([str(BIN / "dvc"), "repro"], repo, env=tracked)
     assert "Running stage 'train'" not in cached.stdout  # restored from the run cache, not retrained
@@ -177,6 +178,11 @@ def test_every_invocation_makes_one_complete_mlflow_run(reproduced):
         assert sorted(s for (s,) in r["steps"]) == list(range(1, epochs + 1))  # curves with step = epoch
         child = r["tags"].get("lowlight.train_run")
         assert child in trains, r["tags"]
+    con = sqlite3.connect(repo / "mlflow.db")  # evaluate.register_model: the experiment's model is registered
+    [(version, description, source_run)] = con.execute(
+        "select version, description, run_id from model_versions where name='tiny-enhancer'").fetchall()
+    con.close()
+    assert "PSNR" in description and source_run in pipeline, (version, description)
     exp_run = next(r for r in pipeline.values() if r["tags"]["dvc.exp_name"] == "two-epochs")
     exp_id = next(i for i, r in pipeline.items() if r is exp_run)
     assert trains[exp_run["tags"]["lowlight.train_run"]]["tags"]["mlflow.parentRunId"] == exp_id

@@ -13,7 +13,7 @@ import threading
 import torch
 from torch import nn
 
-from lowlight.errors import short_repr
+from lowlight.errors import UserError, short_repr
 from lowlight.models import build_model
 
 __all__ = ["SkeletonError", "meta_model"]
@@ -21,8 +21,8 @@ __all__ = ["SkeletonError", "meta_model"]
 _SKELETON_LOCK = threading.Lock()  # one skeleton at a time: the initialiser swap is process-wide
 
 
-class SkeletonError(ValueError):
-    """The model cannot be rebuilt from these arguments (one line)."""
+class SkeletonError(UserError, ValueError):
+    """The model cannot be rebuilt from these arguments (one line; the checkpoint loader names the file)."""
 
 
 class _TooLarge(Exception):
