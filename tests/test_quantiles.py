@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -256,7 +258,7 @@ _LOAD_IN_CHILD = """
 import json, sys, time
 import numpy as np
 from lowlight.errors import DataError
-from lowlight.histbranch.quantiles import QuantileModel, _xgb
+from lowlight.histbranch.quantiles import QuantileModel, _xgb  # noqa: E402
 _xgb()  # time the refusals, not XGBoost's import (about a second)
 for name, path in json.loads(sys.argv[1]):
     print(json.dumps({"case": name, "started": True}), flush=True)
@@ -448,3 +450,25 @@ def test_ubjson_reader_matches_xgboost_json_dump(fitted, variant, tmp_path):
             assert a == b, where
 
     same(ours, theirs)
+
+
+def test_the_lean_xgboost_import_predicts_the_same_without_sklearn(tmp_path):
+    """The command line's start-up: XGBoost without scikit-learn and pandas, same predictions."""
+    code = (
+        "import sys, json, numpy as np\n"
+        "from lowlight.histbranch.xgboost_import import import_xgboost_lean\n"
+        "import_xgboost_lean()\n"
+        "assert 'sklearn' not in sys.modules and 'pandas' not in sys.modules, sorted(sys.modules)[:5]\n"
+        "from lowlight.histbranch.quantiles import QuantileModel\n"
+        "from lowlight.inference.shipped import WEIGHTS_DIR\n"
+        "img = np.random.default_rng(0).integers(0, 90, (40, 56, 3), dtype=np.uint8)\n"
+        "print(json.dumps(QuantileModel.load(WEIGHTS_DIR / 'quantiles.ubj').predict([img]).tolist()))\n"
+        "import sklearn  # still importable afterwards\n"
+    )
+    lean = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert lean.returncode == 0, lean.stderr[-2000:]
+    from lowlight.inference.shipped import WEIGHTS_DIR
+
+    img = np.random.default_rng(0).integers(0, 90, (40, 56, 3), dtype=np.uint8)
+    full = QuantileModel.load(WEIGHTS_DIR / "quantiles.ubj").predict([img])
+    assert np.array_equal(np.array(json.loads(lean.stdout)), full)

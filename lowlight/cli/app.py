@@ -94,8 +94,10 @@ def run(args) -> int:
     device = args.device
 
     def factory():
+        from lowlight.histbranch.xgboost_import import import_xgboost_lean
         from lowlight.inference.enhancer import Enhancer
 
+        import_xgboost_lean()  # the app only predicts
         return Enhancer.from_files(qm, net, device=device)
 
     max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels

@@ -31,7 +31,6 @@ Measured choices: the README, "Histogram-branch choices"; each run's figures: ``
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +42,7 @@ from lowlight.config import QuantilesConfig, from_dict, to_dict
 from lowlight.errors import DataError
 from lowlight.histbranch.histogram import percentile_levels
 from lowlight.histbranch.quantile_features import feature_names, features, image_features, targets
+from lowlight.histbranch.xgboost_import import xgboost_module as _xgb
 from lowlight.histbranch.quantile_file import MAX_MODEL_BYTES, model_problem, parse_model
 
 __all__ = [
@@ -79,18 +79,6 @@ def _decode(t: np.ndarray, kind: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the model
-
-
-def _xgb():
-    # XGBoost's OpenMP threads spin while waiting for each other. On a machine whose cores
-    # are busy with other work that spinning is ruinous: fitting the default model on LOL
-    # with 2 threads took 90 s instead of 13 s. Passive waiting costs nothing measurable on
-    # an idle machine. libgomp reads this once, when XGBoost's library loads; a value the
-    # user set is kept.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import xgboost
-
-    return xgboost
 
 
 def _merge_single_target(boosters: list, base_scores: list[float]) -> "object":
