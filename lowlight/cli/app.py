@@ -48,8 +48,8 @@ def add_parser(sub) -> None:
 def _check_options(args) -> tuple[Path, Path]:
     from lowlight.inference.enhancer import (
         EnhanceError,
-        default_weights,
         resolve_device,
+        resolve_weights,
     )
 
     if not 0 <= args.port <= 65535:
@@ -57,14 +57,7 @@ def _check_options(args) -> tuple[Path, Path]:
     if args.max_pixels is not None and args.max_pixels < 1:
         raise EnhanceError(f"--max-pixels {args.max_pixels}: must be a positive number of pixels")
     resolve_device(args.device)
-    qm, net = args.quantile_model, args.weights
-    if qm is None or net is None:
-        shipped_q, shipped_n = default_weights()
-        qm, net = qm or shipped_q, net or shipped_n
-    for flag, path in (("--quantile-model", qm), ("--weights", net)):
-        if not Path(path).is_file():
-            raise EnhanceError(f"{flag} {path}: file does not exist")
-    return Path(qm), Path(net)
+    return resolve_weights(args.quantile_model, args.weights)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -103,7 +103,7 @@ def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _check_options(args) -> tuple[Path, Path]:
     """Usage errors, before any work: the numbers, the device and the weights files."""
-    from lowlight.inference.enhancer import EnhanceError, check_strength, default_weights, resolve_device
+    from lowlight.inference.enhancer import EnhanceError, check_strength, resolve_device, resolve_weights
 
     check_strength(args.strength)
     if args.quality is not None and not 1 <= args.quality <= 100:
@@ -112,14 +112,7 @@ def _check_options(args) -> tuple[Path, Path]:
         if value is not None and value < 1:
             raise EnhanceError(f"{flag} {value}: must be a positive number of pixels")
     resolve_device(args.device)
-    qm, net = args.quantile_model, args.weights
-    if qm is None or net is None:
-        shipped_q, shipped_n = default_weights()
-        qm, net = qm or shipped_q, net or shipped_n
-    for flag, path in (("--quantile-model", qm), ("--weights", net)):
-        if not Path(path).is_file():
-            raise EnhanceError(f"{flag} {path}: file does not exist")
-    return Path(qm), Path(net)
+    return resolve_weights(args.quantile_model, args.weights)
 
 
 def _load_enhancer(args, quantile_model: Path, weights: Path):

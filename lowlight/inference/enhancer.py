@@ -31,7 +31,7 @@ from lowlight.errors import UserError
 from lowlight.imageio import MAX_PIXELS, too_large
 from lowlight.inference.tiles import apply_strength, blend_window, tile_starts, to_uint8
 
-__all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "check_strength", "resolve_device",
+__all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "resolve_weights", "check_strength", "resolve_device",
            "WEIGHTS_DIR", "STRENGTH_MAX"]
 
 WEIGHTS_DIR = shipped.WEIGHTS_DIR
@@ -53,6 +53,18 @@ def default_weights() -> tuple[Path, Path]:
         raise EnhanceError(f"shipped weights are missing: {', '.join(missing)}; reinstall lowlight or "
                            "pass --weights and --quantile-model")
     return q, n
+
+
+def resolve_weights(quantile_model: str | Path | None, network: str | Path | None) -> tuple[Path, Path]:
+    """The files to load: the ones given (``--quantile-model``, ``--weights``), the shipped ones for the
+    others; a missing file is an EnhanceError naming its flag."""
+    if quantile_model is None or network is None:
+        shipped_q, shipped_n = default_weights()
+        quantile_model, network = quantile_model or shipped_q, network or shipped_n
+    for flag, path in (("--quantile-model", quantile_model), ("--weights", network)):
+        if not Path(path).is_file():
+            raise EnhanceError(f"{flag} {path}: file does not exist")
+    return Path(quantile_model), Path(network)
 
 
 def resolve_device(device: str):
