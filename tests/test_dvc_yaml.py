@@ -60,10 +60,18 @@ def _with_packages(mod: str) -> list[str]:
     return [".".join(parts[:k]) for k in range(2, len(parts) + 1)]
 
 
+# files a module runs by path rather than by import: MLflow executes the pyfunc model's code file
+RUN_BY_PATH = {REPO / "lowlight" / "inference" / "pyfunc.py": [REPO / "lowlight" / "inference" / "pyfunc_model.py"]}
+
+
 def closure(script: Path) -> set[Path]:
     todo, seen = [script], set()
     while todo:
         f = todo.pop()
+        for extra in RUN_BY_PATH.get(f, []):
+            if extra not in seen:
+                seen.add(extra)
+                todo.append(extra)
         for mod in _imports(f):
             for name in _with_packages(mod):
                 mf = _module_file(name)

@@ -183,7 +183,7 @@ def log_enhancer_model(quantile_model: Path, network: Path, name: str = "enhance
     with tempfile.TemporaryDirectory(prefix="lowlight-pyfunc-") as tmp:
         code = _copy_package(Path(tmp))
         return mlflow.pyfunc.log_model(
-            name=name, python_model=EnhancerModel(),
+            name=name, python_model=os.fspath(Path(__file__).with_name("pyfunc_model.py")),  # model from code
             artifacts={"quantile_model": os.fspath(quantile_model), "network": os.fspath(network)},
             signature=SIGNATURE, input_example=_input_example(), code_paths=[os.fspath(code)],
             pip_requirements=_requirements(), registered_model_name=registered_model_name)
