@@ -125,6 +125,9 @@ def test_an_unusable_store_is_one_line_naming_the_uri(store, tmp_path, monkeypat
         with stage_run("prepare", on=True):
             pass  # a store with its tables, then opened read-only (chmod 444 does not stop root)
         uri = f"sqlite:///file:{store}?mode=ro&uri=true"
+        # MLflow creates the "folder" of an SQLite URI filename relative to the working directory
+        # (./file:/tmp/...): keep that out of the checkout
+        monkeypatch.chdir(tmp_path)
     elif kind == "not a database":
         store.write_bytes(b"not an SQLite file " * 50)
         uri = f"sqlite:///{store}"
