@@ -9,6 +9,7 @@ lenient reader for people's own photos (EXIF orientation, grey, alpha, palette,
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -21,7 +22,7 @@ from PIL import Image, ImageOps
 from lowlight.atomic import atomic_path
 from lowlight.errors import UserError
 
-__all__ = ["photo_metadata", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
+__all__ = ["photo_metadata", "save_photo", "open_image_bytes", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
            "output_format", "read_rgb", "write_image", "LoadedImage", "load_image", "from_pil", "to_pil",
            "open_image"]
 
@@ -113,12 +114,23 @@ def open_image(path: Path, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
         raise ImageError(path, "is a folder, not an image")
     if path.stat().st_size == 0:
         raise ImageError(path, "file is empty (0 bytes)")
+    return _decode(path, path, max_pixels)
+
+
+def open_image_bytes(data: bytes, where: str, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+    """:func:`open_image` for the bytes of an image file (an upload, a served request); errors name ``where``."""
+    if not data:
+        raise ImageError(where, "image is empty (0 bytes)")
+    return _decode(io.BytesIO(data), where, max_pixels)
+
+
+def _decode(source, where, max_pixels: int | None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)  # the header only
+            img = Image.open(source)  # the header only
             try:
-                _check_header(path, img, max_pixels)
+                _check_header(where, img, max_pixels)
             except ImageError:
                 img.close()
                 raise
@@ -128,16 +140,16 @@ def open_image(path: Path, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{_pixels(int(found.group(1)))}, " if found else ""
-        raise ImageError(path, f"image is too large to decode safely ({size}over Pillow's limit of "
+        raise ImageError(where, f"image is too large to decode safely ({size}over Pillow's limit of "
                                f"{_pixels(Image.MAX_IMAGE_PIXELS or 0)}, Image.MAX_IMAGE_PIXELS; "
                                "--max-pixels raises both)") from exc
     except OSError as exc:
         msg = str(exc)
         if "truncated" in msg.lower():
-            raise ImageError(path, "image file is truncated") from exc
-        raise ImageError(path, f"not a readable image ({msg})") from exc
+            raise ImageError(where, "image file is truncated") from exc
+        raise ImageError(where, f"not a readable image ({msg})") from exc
     except (ValueError, SyntaxError) as exc:
-        raise ImageError(path, f"not a readable image ({exc})") from exc
+        raise ImageError(where, f"not a readable image ({exc})") from exc
     return img
 
 
@@ -151,6 +163,30 @@ def read_rgb(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np
                 "I": "32-bit integer", "F": "floating point", "CMYK": "CMYK", "1": "1-bit"}.get(img.mode, img.mode)
         raise ImageError(path, f"{kind} image; only 8-bit RGB is accepted here (convert it to RGB first)")
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+METADATA_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "AVIF")  # formats Pillow writes EXIF and ICC profiles into
+
+
+def save_photo(img: Image.Image, dst: str | os.PathLike, metadata: dict | None = None,
+               quality: int | None = None) -> None:
+    """Write an enhanced photo atomically as its extension says, with the input's EXIF and ICC profile
+    (:func:`photo_metadata`) where the format holds them; ``quality`` for JPEG, WebP and AVIF (default:
+    95, and lossless WebP). What ``lowlight enhance`` and ``lowlight app`` write."""
+    dst = Path(dst)
+    fmt = output_format(dst)  # the bytes are what the extension says
+    if fmt in ("JPEG", "BMP") and img.mode in ("RGBA", "LA"):
+        img = img.convert("RGB" if img.mode == "RGBA" else "L")  # these formats have no alpha
+    if img.mode == "I;16" and fmt not in ("PNG", "TIFF", "JPEG2000"):  # no 16-bit grey in the others
+        img = Image.fromarray((np.asarray(img) // 257).astype(np.uint8))  # exact: 16-bit output is 257 * v
+    if quality is None:
+        kwargs = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}, "AVIF": {"quality": 95}}.get(fmt, {})
+    else:
+        kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP", "AVIF") else {}
+    if fmt in METADATA_FORMATS:
+        kwargs.update(metadata or {})
+    with atomic_path(dst) as tmp:
+        img.save(tmp, format=fmt, **kwargs)
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:

@@ -23,7 +23,7 @@ from conftest import darken, synthetic_photo
 from enhance_stub import StubQuantiles
 
 from lowlight.app.server import create_app
-from lowlight.cli.enhance import _save
+from lowlight.imageio import save_photo
 from lowlight.cli.main import main
 from lowlight.imageio import photo_metadata
 from lowlight.inference.enhancer import Enhancer, enhance
@@ -158,7 +158,7 @@ def test_jpeg_keeps_exif_and_matches_the_cli_file(server, stub, tmp_path):
     # the same file the CLI writes: enhance() on the opened photo, then its writer
     raw = Image.open(src)
     cli_file = tmp_path / "cli.jpg"
-    _save(enhance(raw, enhancer=stub, strength=0.75), cli_file, photo_metadata(raw))
+    save_photo(enhance(raw, enhancer=stub, strength=0.75), cli_file, photo_metadata(raw))
     assert body == cli_file.read_bytes()
 
 

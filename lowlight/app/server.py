@@ -183,20 +183,19 @@ def after(request: Request, job_id: str, strength: str | None = None):
 
 @router.get("/api/jobs/{job_id}/download")
 def download(request: Request, job_id: str, strength: str | None = None):
-    from lowlight.cli.enhance import _save
-    from lowlight.imageio import to_pil
+    from lowlight.imageio import save_photo, to_pil
     from lowlight.inference.tiles import apply_strength
 
     found = _ready(request, job_id, strength)
     if isinstance(found, JSONResponse):
         return found
     job, s = found
-    # exactly lowlight.inference.enhancer.enhance on a PIL image, then the CLI's writer
+    # exactly lowlight.inference.enhancer.enhance on a PIL image, then the CLI's writer (save_photo)
     img = to_pil(apply_strength(job.loaded.rgb, job.enhanced, s), job.loaded)
     folder = Path(tempfile.mkdtemp(prefix="lowlight-app-"))
     dst = folder / ("result" + job.ext)
     try:
-        _save(img, dst, job.metadata, None)
+        save_photo(img, dst, job.metadata)
     except (OSError, ValueError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         return _error(500, f"{job.download_name}: could not write the result ({exc})")

@@ -39,9 +39,6 @@ from lowlight.cli.output_plan import Job, plan_outputs
 
 __all__ = ["add_parser", "run", "Job", "plan_jobs"]
 
-# formats whose files Pillow writes EXIF and ICC profiles into
-METADATA_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "AVIF")
-
 FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif",
            "bmp": ".bmp"}
 
@@ -150,13 +147,13 @@ def _plan(args):
 
 def _enhance_one(job: Job, enhancer, args, max_pixels: int) -> None:
     """Decode (checked: empty, truncated, too many pixels, animated, not an image), enhance, write."""
-    from lowlight.imageio import from_pil, open_image, photo_metadata, to_pil, write_image
+    from lowlight.imageio import from_pil, open_image, photo_metadata, save_photo, to_pil, write_image
     from lowlight.inference.enhancer import enhance
 
     raw = open_image(job.src, max_pixels=max_pixels)
     out_img = enhance(raw, enhancer=enhancer, strength=args.strength, max_pixels=None)  # the API's own path
     if job.dst is not None:
-        _save(out_img, job.dst, photo_metadata(raw), args.quality)
+        save_photo(out_img, job.dst, photo_metadata(raw), args.quality)
     if job.compare is not None:
         low_rgb = from_pil(raw).rgb
         enhanced_rgb = np.asarray(out_img.convert("RGB"))
@@ -203,26 +200,3 @@ def run(args) -> int:
           + (f", {already}" if already else "")
           + (f", {len(failed)} failed or skipped" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
-
-
-def _save(img, dst: Path, metadata: dict | None = None, quality: int | None = None) -> None:
-    """Write atomically as the extension says, with the input's EXIF and ICC profile where the format
-    holds them; ``quality`` for JPEG, WebP and AVIF (WebP without it is lossless)."""
-    from PIL import Image
-
-    from lowlight.atomic import atomic_path
-    from lowlight.imageio import output_format
-
-    fmt = output_format(dst)  # the planner checked it: the bytes are what the extension says
-    if fmt in ("JPEG", "BMP") and img.mode in ("RGBA", "LA"):
-        img = img.convert("RGB" if img.mode == "RGBA" else "L")  # these formats have no alpha
-    if img.mode == "I;16" and fmt not in ("PNG", "TIFF", "JPEG2000"):  # no 16-bit grey in the others
-        img = Image.fromarray((np.asarray(img) // 257).astype(np.uint8))  # exact: 16-bit output is 257 * v
-    if quality is None:
-        kwargs = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}, "AVIF": {"quality": 95}}.get(fmt, {})
-    else:
-        kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP", "AVIF") else {}
-    if fmt in METADATA_FORMATS:
-        kwargs.update(metadata or {})
-    with atomic_path(dst) as tmp:
-        img.save(tmp, format=fmt, **kwargs)

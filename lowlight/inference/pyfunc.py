@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import mlflow
@@ -57,12 +56,10 @@ def encode_image(image) -> str:
 
 
 def decode_image(b64: str, where: str = "image", max_pixels: int | None = MAX_PIXELS):
-    """Open and decode a base64 image file the way :func:`lowlight.imageio.open_image` opens a path:
+    """Open and decode a base64 image file as :func:`lowlight.imageio.open_image` opens a path:
     empty, truncated, animated, too large (``max_pixels``) or not an image is an ImageError (a ValueError)
     whose text starts with ``where``."""
-    from PIL import Image
-
-    from lowlight.imageio import ImageError, _check_header
+    from lowlight.imageio import ImageError, open_image_bytes
 
     if not isinstance(b64, (str, bytes)):
         raise ImageError(where, f"expected base64 text, got {type(b64).__name__}")
@@ -70,24 +67,7 @@ def decode_image(b64: str, where: str = "image", max_pixels: int | None = MAX_PI
         data = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ImageError(where, f"not valid base64 ({exc})") from exc
-    if not data:
-        raise ImageError(where, "image is empty (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))  # the header only
-            _check_header(where, img, max_pixels)
-            img.load()
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(where, f"image is too large to decode safely ({exc})") from exc
-    except OSError as exc:
-        problem = "image file is truncated" if "truncated" in str(exc).lower() else f"not a readable image ({exc})"
-        raise ImageError(where, problem) from exc
-    except (ValueError, SyntaxError) as exc:
-        raise ImageError(where, f"not a readable image ({exc})") from exc
-    return img
+    return open_image_bytes(data, where, max_pixels)
 
 
 def _strength(value) -> float:
