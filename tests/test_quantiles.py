@@ -164,6 +164,32 @@ def test_save_load_round_trip(fitted, pairs, variant, tmp_path):
     assert path.read_bytes()[:1] == b"{"  # UBJSON object: XGBoost's own format, not a pickle
 
 
+def test_a_trusted_digest_skips_only_the_structural_check(fitted, pairs, tmp_path, monkeypatch):
+    """The shipped model's digest spares its Python parse; any other bytes are still checked."""
+    import hashlib
+
+    import lowlight.histbranch.quantiles as quantiles
+    from lowlight.inference import shipped
+
+    shipped_file = shipped.WEIGHTS_DIR / shipped.QUANTILE_MODEL
+    if shipped_file.is_file():  # the pinned digest is the file's (update it when re-shipping)
+        assert hashlib.sha256(shipped_file.read_bytes()).hexdigest() == shipped.QUANTILE_MODEL_SHA256
+    path = fitted[0].save(tmp_path / "q.ubj")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    parsed = []
+    real = quantiles.parse_model
+    monkeypatch.setattr(quantiles, "parse_model", lambda data: parsed.append(1) or real(data))
+    trusted = QuantileModel.load(path, trusted_sha256=frozenset({digest}))
+    assert parsed == [] and trusted.cfg == fitted[0].cfg and trusted.step == fitted[0].step
+    lows, _ = pairs
+    np.testing.assert_array_equal(trusted.predict(lows), fitted[0].predict(lows))
+    damaged = tmp_path / "damaged.ubj"
+    damaged.write_bytes(path.read_bytes()[:-40])  # a digest that is not trusted: checked, refused
+    with pytest.raises(DataError, match="damaged.ubj"):
+        QuantileModel.load(damaged, trusted_sha256=frozenset({digest}))
+    assert parsed == [1]
+
+
 def test_load_errors_name_the_file(tmp_path, fitted):
     with pytest.raises(DataError, match="missing.ubj.*does not exist"):
         QuantileModel.load(tmp_path / "missing.ubj")

@@ -113,7 +113,7 @@ class Enhancer:
                    histmap: HistmapConfig | None = None, device: str = "cpu", **kwargs) -> "Enhancer":
         from lowlight.histbranch.quantiles import QuantileModel
 
-        qm = QuantileModel.load(Path(quantile_model))
+        qm = QuantileModel.load(Path(quantile_model), trusted_sha256=frozenset({shipped.QUANTILE_MODEL_SHA256}))
         net, inputs = None, "low+mapped"
         torch_device = resolve_device(device)
         if checkpoint is not None:

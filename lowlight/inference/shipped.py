@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["WEIGHTS_DIR", "QUANTILE_MODEL", "NETWORK"]
+__all__ = ["WEIGHTS_DIR", "QUANTILE_MODEL", "NETWORK", "QUANTILE_MODEL_SHA256"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 QUANTILE_MODEL = "quantiles.ubj"
 NETWORK = "model.pt"
+
+# SHA-256 of the shipped quantile model: a file with exactly these bytes skips the structural
+# check before XGBoost reads it (QuantileModel.load). Re-shipping the model means updating this
+# (tests/test_shipped_weights.py fails until then); any other file, or a damaged copy, is checked.
+QUANTILE_MODEL_SHA256 = "858ebfe743227bf7d0f299de9e5e86b4301870dba4de6ba3406501420ef298a9"
