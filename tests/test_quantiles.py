@@ -13,7 +13,9 @@ import pytest
 from conftest import darken, synthetic_photo
 from lowlight.config import ConfigError, QuantilesConfig, from_dict
 from lowlight.errors import DataError
-from lowlight.histbranch.quantiles import (QuantileModel, _decode, _merge_single_target, feature_names, features,
+from lowlight.histbranch.quantile_features import own_percentiles
+from lowlight.histbranch.quantile_targets import TARGETS, decode
+from lowlight.histbranch.quantiles import (QuantileModel, _merge_single_target, feature_names, features,
                                 image_features, targets)
 
 
@@ -30,6 +32,7 @@ VARIANTS = [
     QuantilesConfig(strategy="per_percentile", **SMALL),
     QuantilesConfig(strategy="per_percentile", objective="quantile", **SMALL),
     QuantilesConfig(target="increments", texture=False, grid=0, **SMALL),
+    QuantilesConfig(target="residual", **SMALL),
 ]
 
 
@@ -88,8 +91,9 @@ def test_grid_features_follow_the_layout():
 def test_decode_is_monotone_and_in_range_for_any_raw_output():
     rng = np.random.default_rng(0)
     raw = rng.normal(0, 500, (200, 3, 21))
-    for kind in ("values", "increments"):
-        y = _decode(raw, kind)
+    own = np.sort(rng.uniform(0, 255, (200, 3, 21)), axis=-1)
+    for kind in TARGETS:
+        y = decode(raw, kind, own)
         assert np.all(np.diff(y, axis=-1) >= 0) and y.min() >= 0 and y.max() <= 255
 
 
@@ -121,6 +125,31 @@ def test_the_model_learns_something(pairs):
 
 
 # --------------------------------------------------------------------------- strategies
+
+
+def test_own_percentiles_are_the_rows_own_percentile_features(photo):
+    cfg = QuantilesConfig()
+    rows = image_features(photo, cfg)
+    names = feature_names(cfg)
+    cols = [names.index(f"p{int(p):03d}") for p in np.arange(0, 101, 5)]
+    np.testing.assert_array_equal(own_percentiles(rows, cfg, 21), rows[:, cols])
+
+
+def test_residual_target_leaves_photos_brighter_than_any_reference_alone():
+    """Trees cannot extrapolate: fitted on references near one brightness, ``values`` pulls a
+    brighter photo down to it; ``residual`` learns "no change" from the identity pairs."""
+    highs = [np.clip(synthetic_photo(32, 40, seed=i).astype(int) // 2 + 50, 0, 255).astype(np.uint8)
+             for i in range(24)]  # references around luma 110
+    lows = [darken(h, factor=0.04 + 0.03 * (i % 4), seed=i) for i, h in enumerate(highs)]
+    lows, highs = lows + highs[:12], highs + highs[:12]  # with identity pairs, as prepare makes them
+    bright = [np.clip(synthetic_photo(32, 40, seed=100 + i).astype(int) // 2 + 120, 0, 255).astype(np.uint8)
+              for i in range(4)]  # luma around 180: brighter than every reference
+    own = targets(bright)
+    errors = {}
+    for kind in ("values", "residual"):
+        model = QuantileModel(QuantilesConfig(target=kind, n_estimators=60, min_child_weight=1.0)).fit(lows, highs)
+        errors[kind] = float(np.abs(model.predict(bright) - own)[..., 2:-2].mean())
+    assert errors["residual"] < 8 and errors["values"] > 2 * errors["residual"], errors
 
 
 def test_quantile_objective_needs_per_percentile():

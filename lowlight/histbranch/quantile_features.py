@@ -21,7 +21,7 @@ import numpy as np
 from lowlight.config import QuantilesConfig
 from lowlight.histbranch.histogram import LEVELS, normalized_histograms, percentile_levels, percentiles, percentiles_from_counts, pil_view
 
-__all__ = ["feature_names", "image_features", "features", "targets"]
+__all__ = ["feature_names", "image_features", "features", "targets", "own_percentiles"]
 
 
 def feature_names(cfg: QuantilesConfig, step: int = 5) -> list[str]:
@@ -38,6 +38,11 @@ def feature_names(cfg: QuantilesConfig, step: int = 5) -> list[str]:
         cells = [f"{r}{c}" for r in range(cfg.grid) for c in range(cfg.grid)]
         names += [f"grid{rc}" for rc in cells] + [f"grid_rel{rc}" for rc in cells]
     return names
+
+
+def own_percentiles(x: np.ndarray, cfg: QuantilesConfig, k: int) -> np.ndarray:
+    """The row's own channel percentiles (``p000`` ... ``p100``) from feature rows ``(..., F)``."""
+    return np.asarray(x[..., cfg.bins:cfg.bins + k], dtype=np.float64)
 
 
 def _texture(y: np.ndarray) -> np.ndarray:

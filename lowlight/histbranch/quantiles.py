@@ -12,11 +12,9 @@ median for 0.5).
 Rows are (image, channel) pairs, features :mod:`lowlight.histbranch.quantile_features`'. The file is checked by :mod:`lowlight.histbranch.quantile_file` before XGBoost reads it;
 out-of-fold predictions for training are :mod:`lowlight.histbranch.cross_fit`'s.
 
-Targets are the well-lit channel's percentiles. Outputs are monotone non-decreasing
-along the percentile axis and inside [0, 255] *by construction*: for ``target=values``
-the raw predictions are sorted and clipped; for ``target=increments`` the model predicts
-the 0th percentile and the 20 gaps, negative gaps are cut to zero, the gaps are summed
-and the result clipped.
+Targets are the well-lit channel's percentiles, fitted in the form ``quantiles.target``
+says (:mod:`lowlight.histbranch.quantile_targets`: values, increments, or the residual over
+the dark channel's own percentiles); outputs are monotone and inside [0, 255] by construction.
 
 Strategies: ``one_output_per_tree`` and ``multi_output_tree`` are XGBoost's own
 multi-target modes; ``per_percentile`` trains one single-target booster per percentile
@@ -42,7 +40,8 @@ from lowlight.atomic import atomic_path
 from lowlight.config import QuantilesConfig, from_dict, to_dict
 from lowlight.errors import DataError
 from lowlight.histbranch.histogram import percentile_levels
-from lowlight.histbranch.quantile_features import feature_names, features, image_features, targets
+from lowlight.histbranch.quantile_features import feature_names, features, image_features, own_percentiles, targets
+from lowlight.histbranch.quantile_targets import decode, encode
 from lowlight.histbranch.xgboost_import import xgboost_module as _xgb
 from lowlight.histbranch.quantile_file import MAX_MODEL_BYTES, model_problem, parse_model
 
@@ -61,22 +60,6 @@ _OBJECTIVES = {"squared_error": "reg:squarederror", "quantile": "reg:quantileerr
 
 
 # --------------------------------------------------------------------------- target space
-
-
-def _encode(y: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "values":
-        return y
-    return np.concatenate([y[..., :1], np.diff(y, axis=-1)], axis=-1)
-
-
-def _decode(t: np.ndarray, kind: str) -> np.ndarray:
-    """Raw model outputs -> percentiles, monotone and inside [0, 255] whatever the model says."""
-    t = np.asarray(t, dtype=np.float64)
-    if kind == "values":
-        y = np.sort(t, axis=-1)
-    else:
-        y = np.cumsum(np.concatenate([t[..., :1], np.clip(t[..., 1:], 0.0, None)], axis=-1), axis=-1)
-    return np.clip(y, 0.0, 255.0)
 
 
 # --------------------------------------------------------------------------- the model
@@ -201,7 +184,8 @@ class QuantileModel:
         xgb = _xgb()
         cfg = self.cfg
         x2 = x.reshape(-1, x.shape[-1])
-        t2 = _encode(y.reshape(-1, y.shape[-1]).astype(np.float64), cfg.target)
+        own = own_percentiles(x2, cfg, y.shape[-1])
+        t2 = encode(y.reshape(-1, y.shape[-1]).astype(np.float64), cfg.target, own)
         params = self._params(seed, threads)
         t0 = time.perf_counter()
         if cfg.strategy == "per_percentile":
@@ -232,7 +216,8 @@ class QuantileModel:
             raise RuntimeError("the quantile model is not fitted")
         n = x.shape[0]
         raw = self.booster.inplace_predict(x.reshape(-1, x.shape[-1]))
-        return _decode(np.asarray(raw).reshape(n, 3, -1), self.cfg.target)
+        raw = np.asarray(raw).reshape(n, 3, -1)
+        return decode(raw, self.cfg.target, own_percentiles(x, self.cfg, raw.shape[-1]))
 
     def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Predicted percentiles ``(N, 3, K)`` of the well-lit versions of ``images``."""
