@@ -5,7 +5,8 @@ flat region (see :mod:`lowlight.evaluation.periodic`). This prints, for every ph
 folder (default ``../shared/datasets/dark``: DICM and NPE shots), the grid index
 of the input brightened by a plain gamma (a stand-in for "the same photo, just
 brighter": it adds no pattern) and of the enhanced output, then the medians and
-their ratio. The issue's bar: the ratio of medians at most 1.5.
+their ratio. The issue's bar: the ratio of medians at most 1.5. Beside them, each photo's
+mean level (0-255) before and after: how much brighter it came out.
 
     python benchmarks/grid_index.py [--folder ../shared/datasets/dark] [--weights W --quantile-model Q]
     python benchmarks/grid_index.py --outputs OUT   # score outputs made elsewhere (e.g. by an older version)
@@ -55,13 +56,13 @@ def main(argv=None) -> None:
     if not photos:
         raise SystemExit(f"{args.folder}: no photos")
     rows = []
-    print(f"{'photo':<18} {'gamma':>7} {'enhanced':>9}")
+    print(f"{'photo':<18} {'gamma':>7} {'enhanced':>9}   mean level: {'input':>6} {'enhanced':>9}")
     for p in photos:
         rgb = np.asarray(Image.open(p).convert("RGB"))
         out = enhancer(rgb) if args.outputs is None else enhancer(rgb, p)
         g, e = grid_index(gamma_brighten(rgb)), grid_index(out)
         rows.append((g, e))
-        print(f"{p.name:<18} {g:7.2f} {e:9.2f}")
+        print(f"{p.name:<18} {g:7.2f} {e:9.2f}               {rgb.mean():6.1f} {out.mean():9.1f}")
     g_med, e_med = (float(np.median([r[i] for r in rows])) for i in (0, 1))
     print(f"{'median':<18} {g_med:7.2f} {e_med:9.2f}   ratio {e_med / g_med:.2f} (bar: <= 1.5)")
 

@@ -58,7 +58,7 @@ def main(argv=None) -> None:
         print(f"    {'interpreter, command line, writing, exit':<42} {rest:.2f} s")
 
 
-# the command's own order (lowlight/cli/enhance.py: run): collector off while building, then frozen
+# the command's own order (lowlight/cli/enhance.py: run): the collector off while building
 _PHASES = """
 import gc, json, time
 gc.disable()

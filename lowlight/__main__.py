@@ -1,3 +1,3 @@
-from lowlight.cli.main import main
+from lowlight.cli.main import console
 
-raise SystemExit(main())
+console()

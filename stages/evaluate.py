@@ -1,6 +1,11 @@
 """Stage `evaluate`: score identity, classical baselines, histogram mapping and the full
 pipeline on the test split (val when test is empty) and write metrics, pictures and a table.
 
+The learned methods are also given each distinct *reference* of the split as the input and
+scored against it (``psnr_well_lit``): a photo that is already well lit should come back
+as it was. It is measured on the split settings are picked on; benchmarks/well_lit.py
+reports the same on photos no stage has seen.
+
 Every number comes from lowlight.evaluation.scores (uint8 PSNR, SSIM, GT-mean columns named apart);
 the pictures and the table from lowlight.evaluation.report.
 """
@@ -8,6 +13,7 @@ the pictures and the table from lowlight.evaluation.report.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -26,7 +32,7 @@ from lowlight.atomic import atomic_path, write_json, write_text
 from lowlight.evaluation.baselines import NAMES as BASELINE_NAMES, baselines
 from lowlight.config import EvaluateConfig, load_params
 from lowlight.errors import DataError, report_user_errors
-from lowlight.evaluation.scores import METHOD_NAME, METRICS, score_pair
+from lowlight.evaluation.scores import METHOD_NAME, METRICS, psnr, score_pair
 from lowlight.parallel import pmap
 from lowlight.imageio import read_rgb
 from lowlight.inference.enhancer import Enhancer
@@ -74,10 +80,10 @@ def headline(result: dict) -> dict:
     method's every figure is in plots/eval/methods.csv and the table."""
     methods = result["methods"]
     out: dict = {"n_images": result["n_images"], "test_split": int(result["split"] == "test")}
-    for name, keys in (("pipeline", ("psnr", "ssim", "psnr_gt_mean")), ("histmap", ("psnr",)),
-                       ("shipped", ("psnr", "ssim"))):
+    for name, keys in (("pipeline", ("psnr", "ssim", "psnr_gt_mean", "psnr_well_lit")), ("histmap", ("psnr",)),
+                       ("shipped", ("psnr", "ssim", "psnr_well_lit"))):
         if name in methods:
-            out[name] = {k: methods[name][k] for k in keys}
+            out[name] = {k: methods[name][k] for k in keys if k in methods[name]}
     classical = [methods[n] for n in BASELINE_NAMES if n in methods]
     if classical:
         out["best_baseline"] = {k: max(m[k] for m in classical) for k in ("psnr", "ssim")}
@@ -109,12 +115,14 @@ def _run_methods(methods: Mapping[str, Callable], low: np.ndarray, where: Path,
 
 def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.ndarray], np.ndarray]],
                    cfg: EvaluateConfig, outputs: EvalOutputs, workers: int | None = None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, well_lit: Iterable[str] = ()) -> dict:
     """Run every method on the test split (``val`` when test is empty), score it, write ``outputs``.
 
     ``methods`` maps a name (lower-case identifier, used in column names) to a
-    function low uint8 RGB -> enhanced uint8 RGB of the same shape. Returns the
-    dict written to ``outputs.metrics``.
+    function low uint8 RGB -> enhanced uint8 RGB of the same shape. The methods named in
+    ``well_lit`` also get ``psnr_well_lit``: their mean PSNR over the split's distinct
+    references, each given as the input and scored against itself. Returns the dict
+    written to ``outputs.metrics``.
     """
     data_root = Path(data_root)
     _check_methods(methods)
@@ -124,6 +132,9 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
     rows: list[dict[str, float]] = []
     seconds = {n: 0.0 for n in names}
     examples: list[report.Example] = []
+    well_lit = [n for n in methods if n in set(well_lit)]
+    lit_scores: dict[str, list[float]] = {n: [] for n in well_lit}
+    seen_refs: set[bytes] = set()
 
     iterator: Iterable = tqdm(pairs, desc=f"evaluate ({split})", unit="img", disable=not progress)
     for i, pair in enumerate(iterator):
@@ -133,6 +144,12 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
         scores = pmap(lambda n: score_pair(results[n], ref), names, workers)
         rows.append({"stem": pair.stem, **{f"{metric}_{name}": s[metric] for metric in METRICS
                                            for name, s in zip(names, scores)}})
+        digest = hashlib.sha256(ref.tobytes()).digest()  # LOL shares one reference among several shots
+        if well_lit and digest not in seen_refs:
+            seen_refs.add(digest)
+            lit = _run_methods({n: methods[n] for n in well_lit}, ref, pair.high, {n: 0.0 for n in well_lit})
+            for n in well_lit:
+                lit_scores[n].append(psnr(lit[n], ref))
         if i < n_examples:
             examples.append(report.Example(pair.stem, low, ref, results,
                                            {n: s["psnr"] for n, s in zip(names, scores)}))
@@ -141,7 +158,8 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
     n = len(df)
     result = {"split": split, "n_images": n, "methods": {
         name: {**{m: float(df[f"{m}_{name}"].mean()) for m in METRICS},
-               "seconds_per_image": seconds[name] / n}
+               "seconds_per_image": seconds[name] / n,
+               **({"psnr_well_lit": float(np.mean(lit_scores[name]))} if name in lit_scores else {})}
         for name in names}}
 
     with atomic_path(outputs.per_image) as tmp:
@@ -165,13 +183,15 @@ def main(argv=None) -> None:
     if p.evaluate.shipped:
         methods["shipped"] = Enhancer.pretrained(device="cpu")  # the package's LOL-trained weights
     outputs = EvalOutputs(args.metrics, args.per_image, args.plots, args.table)
-    result = run_evaluation(args.data, methods, p.evaluate, outputs, progress=True)
+    result = run_evaluation(args.data, methods, p.evaluate, outputs, progress=True,
+                            well_lit=("histmap", "pipeline", "shipped"))
     if result["split"] != "test":
         print(f"evaluate: the test split is empty; scored the {result['split']} split instead")
     print(f"evaluate: {result['n_images']} images of the {result['split']} split")
     for name, m in result["methods"].items():
+        lit = f", well-lit input {m['psnr_well_lit']:6.2f} dB" if "psnr_well_lit" in m else ""
         print(f"  {name:<10} PSNR {m['psnr']:6.2f} dB  SSIM {m['ssim']:.4f}  "
-              f"(GT-mean {m['psnr_gt_mean']:6.2f} dB, {m['ssim_gt_mean']:.4f})")
+              f"(GT-mean {m['psnr_gt_mean']:6.2f} dB, {m['ssim_gt_mean']:.4f}{lit})")
 
 if __name__ == "__main__":
     main()

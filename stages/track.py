@@ -28,7 +28,7 @@ from lowlight.tracking import (CHECKPOINT_TAG, Tracker, enabled, file_sha256, gi
 
 
 # the one-off figures that get a chart; every other stage figure is a `figure.<name>` tag
-CHARTED = ("eval.pipeline.psnr", "eval.pipeline.ssim", "eval.pipeline.psnr_gt_mean")
+CHARTED = ("eval.pipeline.psnr", "eval.pipeline.ssim", "eval.pipeline.psnr_gt_mean", "eval.pipeline.psnr_well_lit")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -180,6 +180,35 @@ def test_cli_output_equals_api_bit_for_bit(weights, enhancer, tmp_path):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / p.name)), np.asarray(api))
 
 
+def test_the_command_in_process_leaves_the_callers_collector_as_it_was(weights, tmp_path):
+    """``main`` builds with the collector off for speed, then restores it; only the program's own
+    exit (``console``) freezes what is left."""
+    import gc
+
+    src = _photos(tmp_path / "in", 1)
+    frozen = gc.get_freeze_count()
+    assert _cli(weights, *src, "-o", tmp_path / "out") == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()
+    try:
+        assert _cli(weights, *src, "-o", tmp_path / "out2") == 0
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_the_program_exits_cleanly_with_its_status(weights, tmp_path):
+    src = _photos(tmp_path / "in", 1)
+    q, n = weights
+    ok = subprocess.run([sys.executable, "-m", "lowlight", "enhance", str(src[0]), "-o", str(tmp_path / "out"),
+                         "--quantile-model", str(q), "--weights", str(n)], capture_output=True, text=True,
+                        cwd=tmp_path, timeout=300)
+    assert ok.returncode == 0 and "1 enhanced" in ok.stderr and "Exception ignored" not in ok.stderr, ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "lowlight", "enhance", str(tmp_path / "missing.png"), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert bad.returncode == 1 and "Exception ignored" not in bad.stderr, bad.stderr
+
+
 def test_cli_folders_recursive_globs_and_format(weights, tmp_path):
     _photos(tmp_path / "in", 2)
     _photos(tmp_path / "in" / "sub", 1, ".jpg")

@@ -16,6 +16,7 @@ from lowlight.config import EvaluateConfig
 from lowlight.errors import DataError
 from lowlight.evaluation.folders import evaluate_dirs
 from lowlight.evaluation.scores import METRICS
+from lowlight.imageio import read_rgb
 
 from conftest import REPO, load_stage, write_prepared
 
@@ -61,6 +62,32 @@ def test_run_evaluation_writes_every_output(tiny_prepared, tmp_path):
     assert "`test`" in table and "2 images" in table
     m = result["methods"]["times4"]
     assert f"| times4 | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['psnr_gt_mean']:.2f} |" in table
+
+
+def test_well_lit_input_scores_each_distinct_reference_against_itself(tmp_path):
+    from lowlight.evaluation.scores import PSNR_CAP, psnr
+
+    root = write_prepared(tmp_path / "prepared", counts={"train": 1, "val": 0, "test": 3})
+    shared = root / "test" / "high"
+    refs = sorted(shared.iterdir())
+    refs[2].write_bytes(refs[0].read_bytes())  # two shots of one scene share their reference, as in LOL
+    calls = []
+
+    def counting(x):
+        calls.append(x.shape)
+        return _brighten(x)
+
+    out = tmp_path / "out"
+    outputs = EvalOutputs(out / "eval.json", out / "per_image.csv", out / "plots", out / "eval_table.md")
+    result = run_evaluation(root, {"identity": lambda x: x.copy(), "pipeline": counting}, EvaluateConfig(examples=0),
+                            outputs, workers=1, well_lit=("pipeline", "shipped"))
+    assert len(calls) == 3 + 2  # every low image, then each of the 2 distinct references once
+    expected = np.mean([psnr(_brighten(read_rgb(p)), read_rgb(p)) for p in refs[:2]])
+    assert result["methods"]["pipeline"]["psnr_well_lit"] == pytest.approx(expected)
+    assert result["methods"]["pipeline"]["psnr_well_lit"] < PSNR_CAP and "psnr_well_lit" not in result["methods"]["identity"]
+    assert json.loads((out / "eval.json").read_text())["pipeline"]["psnr_well_lit"] == pytest.approx(expected)
+    table = (out / "eval_table.md").read_text()
+    assert f"| {expected:.2f} |" in table and "| identity |" in table and " | - | " in table
 
 
 def test_identity_scores_equal_the_folder_evaluator(tiny_prepared, tmp_path):
@@ -148,6 +175,7 @@ def test_stage_script_runs_all_methods_and_says_which_split(tmp_path, monkeypatc
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["test_split"] == 0 and set(result) == {"n_images", "test_split", "pipeline", "histmap", "shipped",
                                                           "best_baseline"}
+    assert set(result["pipeline"]) == {"psnr", "ssim", "psnr_gt_mean", "psnr_well_lit"}
     assert all(isinstance(v, (int, float)) for m in result.values() for v in (m.values() if isinstance(m, dict)
                                                                             else [m]))  # numbers only
     methods = pd.read_csv(tmp_path / "plots" / "methods.csv")

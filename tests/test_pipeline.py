@@ -170,7 +170,8 @@ def test_every_invocation_makes_one_complete_mlflow_run(reproduced):
             assert any(k.startswith(f"{stage}.") for k in figures), (stage, sorted(figures))
         # the charts: the curves and the final scores, not every one-off figure
         assert {k for k in r["metrics"] if not k.startswith("train.")} == {
-            "eval.pipeline.psnr", "eval.pipeline.ssim", "eval.pipeline.psnr_gt_mean"}, sorted(r["metrics"])
+            "eval.pipeline.psnr", "eval.pipeline.ssim", "eval.pipeline.psnr_gt_mean", "eval.pipeline.psnr_well_lit"}, \
+            sorted(r["metrics"])
         assert "eval.pipeline.psnr" in r["metrics"] and r["datasets"] and r["models"], r
         commit = r["tags"]["mlflow.source.git.commit"]
         assert commit in ancestors if k == 0 else commit == head, (k, commit)

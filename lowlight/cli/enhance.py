@@ -164,19 +164,20 @@ def _enhance_one(job: Job, enhancer, args, max_pixels: int) -> None:
 
 
 def run(args) -> int:
-    # torch, XGBoost and the models are some million objects that live until exit. Building
-    # them with the cyclic collector off, then moving them to its permanent generation, spares
-    # the collections that would walk them again and again (0.3 s of importing torch) and the
-    # one at interpreter exit (0.7 s): benchmarks/startup.py. Photos' arrays are freed by
-    # reference counting either way.
+    # torch, XGBoost and the models are some million objects that live as long as the command.
+    # Building them with the cyclic collector off spares the collections that would walk them
+    # again and again (0.3 s of importing torch: benchmarks/startup.py); the collector is back
+    # on, as it was, before the first photo. (The program's own exit skips the final walk over
+    # them: lowlight.cli.main.console.)
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         qm, net = _check_options(args)
         plan = _plan(args)
         enhancer = _load_enhancer(args, qm, net) if plan.jobs else None
-        gc.freeze()
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
     return _enhance_all(args, plan, enhancer)
 
 

@@ -118,13 +118,15 @@ def markdown_table(result: Mapping, dataset: str = "") -> str:
     lines = [
         f"Split `{result['split']}`{where}, {result['n_images']} images. PSNR on uint8 RGB (peak 255) and SSIM "
         "(Gaussian 11x11, sigma 1.5, per channel), per image then averaged; GT-mean columns first scale the "
-        "output to the reference's grey mean.",
+        "output to the reference's grey mean. Well-lit input: each distinct reference given as the input, "
+        "PSNR against itself (a photo that needs nothing should come back as it was).",
         "",
-        "| method | PSNR (dB) | SSIM | PSNR GT-mean (dB) | SSIM GT-mean | s / image |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | PSNR (dB) | SSIM | PSNR GT-mean (dB) | SSIM GT-mean | PSNR well-lit input (dB) | s / image |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in methods.items():
         secs = m.get("seconds_per_image")
+        lit = f"{m['psnr_well_lit']:.2f}" if "psnr_well_lit" in m else "-"
         lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['psnr_gt_mean']:.2f} | "
-                     f"{m['ssim_gt_mean']:.4f} | {'' if secs is None else f'{secs:.3f}'} |")
+                     f"{m['ssim_gt_mean']:.4f} | {lit} | {'' if secs is None else f'{secs:.3f}'} |")
     return "\n".join(lines) + "\n"
