@@ -27,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -221,11 +223,29 @@ def run_name(stage: str) -> str:
     return f"{exp}-{stage}" if exp else f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt inside the block (main thread only; the old handler is restored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: Mapping[str, Any] | None = None, experiment: str = "lowlight",
               tags: Mapping[str, Any] | None = None, system_metrics: bool = False,
               on: bool | None = None) -> Iterator[Tracker]:
-    """A new run for ``stage`` (FINISHED when the block ends, FAILED on an error, RUNNING if killed).
+    """A new run for ``stage``: FINISHED when the block ends, FAILED on an error, KILLED on Ctrl-C
+    or SIGTERM (which raises KeyboardInterrupt in the block), RUNNING only after a SIGKILL.
 
     ``system_metrics`` records CPU, memory and (with pynvml) GPU use while the block runs,
     MLflow's own way (``mlflow.start_run(log_system_metrics=True)``).
@@ -252,11 +272,13 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None, experiment: s
         mlflow.set_tracking_uri(uri)
         monitor = mlflow.start_run(run_id=run_id, log_system_metrics=True)
     try:
-        with monitor:
+        with monitor, _sigterm_as_interrupt():
             yield tracker
-    except BaseException:
+    except BaseException as exc:
+        # MLflow's statuses: KILLED for a run stopped from outside (Ctrl-C, `kill`, a queue's
+        # or CI's timeout), FAILED for the stage's own error
         try:
-            tracker.finish("FAILED")
+            tracker.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         except Exception as tag_exc:  # noqa: BLE001 - the stage's own error is the one to report
             log.warning("could not mark stage %s failed in MLflow run %s (%s); the stage's error follows",
                         stage, run_id, first_line(tag_exc))

@@ -166,7 +166,7 @@ def test_read_only_store_as_a_normal_user(store, monkeypatch):
 
 @pytest.mark.fault
 def test_a_killed_stage_leaves_its_run_running(store, tmp_path):
-    """A run is FINISHED or FAILED only by its own process; a SIGKILL leaves it RUNNING, and a rerun is a new run."""
+    """A run is FINISHED, FAILED or KILLED only by its own process; a SIGKILL leaves it RUNNING, and a rerun is a new run."""
     import signal
 
     with stage_run("prepare", on=True):
@@ -195,6 +195,37 @@ def test_a_killed_stage_leaves_its_run_running(store, tmp_path):
     with stage_run("train", on=True):  # the rerun is a run of its own
         pass
     assert sorted(dict(_runs(store)).values()) == ["FINISHED", "FINISHED", "RUNNING"]
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_a_stage_stopped_from_outside_is_killed_not_failed(store, how):
+    """`kill`, a queue's or CI's timeout (SIGTERM) and Ctrl-C (SIGINT) end the run KILLED, as MLflow
+    names it, and the process still exits non-zero; the previous SIGTERM handler comes back."""
+    import signal
+
+    script = textwrap.dedent("""
+        import signal, sys, time
+        from lowlight.tracking import stage_run
+        before = signal.getsignal(signal.SIGTERM)
+        try:
+            with stage_run("train", on=True):
+                print("started", flush=True)
+                time.sleep(120)
+        except KeyboardInterrupt:
+            assert signal.getsignal(signal.SIGTERM) is before
+            sys.exit(130)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "LOWLIGHT_MLFLOW": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started", proc.stderr.read()[-2000:]
+        proc.send_signal(getattr(signal, how))
+        assert proc.wait(timeout=60) == 130, proc.stderr.read()[-2000:]
+    finally:
+        proc.kill()
+    [(run, status)] = _runs(store)
+    assert status == "KILLED" and _tag(store, run, "lowlight.stage") == "train"
 
 
 def test_stage_runs_carry_the_commit_and_system_metrics(store, monkeypatch):
