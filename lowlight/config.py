@@ -123,7 +123,7 @@ class QuantilesConfig:
     bin_gamma: float = param(2.0, ge=1, le=4, help="bin edges at 256*t**gamma: >1 = finer at the dark end")
     texture: bool = True  # gradient and noise-level features
     grid: int = param(4, ge=0, le=16, help="mean luma on a grid x grid layout as features; 0 = off")
-    target: Literal["values", "increments", "residual"] = "values"
+    target: Literal["values", "increments", "residual"] = "residual"
     objective: Literal["squared_error", "quantile"] = "squared_error"
     quantile_alpha: float = param(0.5, gt=0, lt=1, help="pinball-loss quantile for objective=quantile")
     strategy: Literal["multi_output_tree", "one_output_per_tree", "per_percentile"] = "one_output_per_tree"

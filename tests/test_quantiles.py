@@ -32,7 +32,7 @@ VARIANTS = [
     QuantilesConfig(strategy="per_percentile", **SMALL),
     QuantilesConfig(strategy="per_percentile", objective="quantile", **SMALL),
     QuantilesConfig(target="increments", texture=False, grid=0, **SMALL),
-    QuantilesConfig(target="residual", **SMALL),
+    QuantilesConfig(target="values", **SMALL),
 ]
 
 
@@ -133,6 +133,12 @@ def test_own_percentiles_are_the_rows_own_percentile_features(photo):
     names = feature_names(cfg)
     cols = [names.index(f"p{int(p):03d}") for p in np.arange(0, 101, 5)]
     np.testing.assert_array_equal(own_percentiles(rows, cfg, 21), rows[:, cols])
+
+
+def test_residual_target_needs_the_feature_layout():
+    x = np.zeros((4, 3, 5), np.float32)
+    with pytest.raises(ValueError, match="5 columns.*residual"):
+        QuantileModel(QuantilesConfig(target="residual", n_estimators=2)).fit_arrays(x, np.zeros((4, 3, 21)))
 
 
 def test_residual_target_leaves_photos_brighter_than_any_reference_alone():
@@ -286,7 +292,8 @@ def test_cross_fit_holds_out_whole_groups():
     y = np.sort(rng.uniform(0, 255, size=(8, 3, 21)), axis=-1)
     groups = ["a", "a", "b", "b", "c", "c", "d", "d"]
     y[0] = y[1] = 200.0  # group "a" alone is bright: no other group can teach that
-    cfg = QuantilesConfig(n_estimators=20, min_child_weight=0, subsample=1, colsample_bytree=1, cross_fit_folds=4)
+    cfg = QuantilesConfig(n_estimators=20, min_child_weight=0, subsample=1, colsample_bytree=1, cross_fit_folds=4,
+                          target="values")  # bare feature arrays: no own-percentile columns for a residual
     oof = cross_fit(x, y, groups, cfg)
     assert oof.shape == y.shape
     assert oof[:2].mean() < 150  # predicted from b, c, d only

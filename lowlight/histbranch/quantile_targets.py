@@ -24,8 +24,9 @@ __all__ = ["TARGETS", "encode", "decode"]
 TARGETS = ("values", "increments", "residual")
 
 
-def encode(y: np.ndarray, kind: str, own: np.ndarray) -> np.ndarray:
-    """Target percentiles ``(..., K)`` -> what the trees fit; ``own`` is the dark channel's percentiles."""
+def encode(y: np.ndarray, kind: str, own: np.ndarray | None = None) -> np.ndarray:
+    """Target percentiles ``(..., K)`` -> what the trees fit; ``own``, the dark channel's percentiles,
+    is needed by ``residual`` only."""
     if kind == "values":
         return y
     if kind == "residual":
@@ -33,7 +34,7 @@ def encode(y: np.ndarray, kind: str, own: np.ndarray) -> np.ndarray:
     return np.concatenate([y[..., :1], np.diff(y, axis=-1)], axis=-1)
 
 
-def decode(t: np.ndarray, kind: str, own: np.ndarray) -> np.ndarray:
+def decode(t: np.ndarray, kind: str, own: np.ndarray | None = None) -> np.ndarray:
     """Raw tree outputs ``(..., K)`` -> percentiles, monotone and inside [0, 255]."""
     t = np.asarray(t, dtype=np.float64)
     if kind == "values":

@@ -184,7 +184,7 @@ class QuantileModel:
         xgb = _xgb()
         cfg = self.cfg
         x2 = x.reshape(-1, x.shape[-1])
-        own = own_percentiles(x2, cfg, y.shape[-1])
+        own = own_percentiles(x2, cfg, y.shape[-1]) if cfg.target == "residual" else None
         t2 = encode(y.reshape(-1, y.shape[-1]).astype(np.float64), cfg.target, own)
         params = self._params(seed, threads)
         t0 = time.perf_counter()
@@ -217,7 +217,8 @@ class QuantileModel:
         n = x.shape[0]
         raw = self.booster.inplace_predict(x.reshape(-1, x.shape[-1]))
         raw = np.asarray(raw).reshape(n, 3, -1)
-        return decode(raw, self.cfg.target, own_percentiles(x, self.cfg, raw.shape[-1]))
+        own = own_percentiles(x, self.cfg, raw.shape[-1]) if self.cfg.target == "residual" else None
+        return decode(raw, self.cfg.target, own)
 
     def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Predicted percentiles ``(N, 3, K)`` of the well-lit versions of ``images``."""
