@@ -42,9 +42,10 @@ def feature_names(cfg: QuantilesConfig, step: int = 5) -> list[str]:
 
 def own_percentiles(x: np.ndarray, cfg: QuantilesConfig, k: int) -> np.ndarray:
     """The row's own channel percentiles (``p000`` ... ``p100``) from feature rows ``(..., F)``."""
-    if x.shape[-1] != len(feature_names(cfg, 100 // (k - 1))):
-        raise ValueError(f"feature rows have {x.shape[-1]} columns, not the {len(feature_names(cfg, 100 // (k - 1)))} "
-                         "of feature_names(cfg): the residual target reads the row's own percentiles from them")
+    expected = len(feature_names(cfg, 100 // (k - 1)))  # k percentiles: a step of 100 / (k - 1)
+    if x.shape[-1] != expected:
+        raise ValueError(f"feature rows have {x.shape[-1]} columns, not the {expected} of feature_names(cfg): "
+                         "the residual target reads the row's own percentiles from them")
     return np.asarray(x[..., cfg.bins:cfg.bins + k], dtype=np.float64)
 
 
