@@ -165,6 +165,9 @@ class TrainConfig:
     loss: Literal[LOSS_NAMES] = "l1_ssim"
     color_weight: float = param(0.0, ge=0, help="weight of an L1 term on each image's channel means (global "
                                                 "brightness and colour), added to train.loss; 0 = off")
+    exposure_anchor: float = param(0.75, ge=0, le=1, help="pull the network's output towards the mapped image's "
+                                   "brightness: 0 = the network's own, 1 = the mapping's "
+                                   "(lowlight/inference/exposure.py); applied in validation and by the enhancer")
     lr: float = param(2e-3, gt=0, le=1)
     weight_decay: float = param(1e-4, ge=0)
     epochs: int = param(30, ge=1)
@@ -187,6 +190,11 @@ class TrainConfig:
                                                     "(validation not counted); 0 = no limit")
     steps_per_epoch: int = param(0, ge=0, help="batches per epoch; 0 = one pass over the crops")
     examples: int = param(4, ge=0, help="validation images in the sample grid")
+
+    def __post_init__(self):
+        if self.exposure_anchor > 0 and self.inputs == "low":
+            raise ConfigError("train.exposure_anchor: needs the mapped image, but train.inputs is 'low'; "
+                              "use inputs low+mapped or mapped, or exposure_anchor 0")
 
 
 @dataclass(frozen=True)

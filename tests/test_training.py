@@ -25,6 +25,7 @@ from lowlight.models.checkpoint import load_checkpoint, read_checkpoint
 from lowlight.config import BaseConfig, TrainConfig
 from lowlight.errors import DataError, user_errors
 from lowlight.evaluation.scores import psnr
+from lowlight.inference.exposure import anchor_exposure
 from lowlight.models.padding import run_padded
 from lowlight.training.data import CropDataset, load_split, stack_inputs
 from lowlight.training.loop import LOG_COLUMNS, TrainingError, TrainOutputs, state_path, to_uint8, train
@@ -99,13 +100,19 @@ def test_two_epochs_write_every_output(data, tmp_path):
     model, meta = load_checkpoint(out / "models" / "model.pt")
     assert meta["inputs"] == "low+mapped" and meta["model"] == "unet_small"
     assert meta["params"]["train"]["crop_size"] == 32 and meta["metrics"]["epoch"] == summary["best_epoch"]
+    # (after the exposure anchor, as the enhancer applies it)
     val = load_split(data[0], data[1], "val", "low+mapped")
-    scores = []
-    for x, y in zip(val.inputs, val.targets):
+    alpha = meta["params"]["train"]["exposure_anchor"]
+    assert alpha == CFG.exposure_anchor > 0
+    scores, free = [], []
+    for x, m, y in zip(val.inputs, val.mapped, val.targets):
         t = torch.from_numpy(x.transpose(2, 0, 1).copy())[None].float() / 255
         with torch.inference_mode():
-            scores.append(psnr(to_uint8(run_padded(model, t)), y))
+            out = to_uint8(run_padded(model, t))
+        scores.append(psnr(anchor_exposure(out, m, alpha), y))
+        free.append(psnr(out, y))
     assert np.mean(scores) == pytest.approx(summary["best_val_psnr"], abs=1e-3)
+    assert np.mean(free) != pytest.approx(summary["best_val_psnr"], abs=1e-3)  # the anchor did act
 
 
 @pytest.mark.slow
@@ -259,7 +266,7 @@ def test_stage_script_runs(data, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(
         "base: {seed: 1, device: cpu, threads: 1}\n"
-        "train: {model: llcnn_small, model_args: {channels: 4, modules: 1}, inputs: low, loss: mse_mae, epochs: 1,"
+        "train: {model: llcnn_small, model_args: {channels: 4, modules: 1}, inputs: low, exposure_anchor: 0, loss: mse_mae, epochs: 1,"
         " batch_size: 3, crop_size: 24, examples: 1}\n")
     out = tmp_path / "out"
     cmd = [sys.executable, str(REPO / "stages" / "train.py"), "--params", str(params), "--data", str(data[0]),

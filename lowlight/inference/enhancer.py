@@ -10,7 +10,10 @@ tiling and device handling live here once:
    multiple in :mod:`lowlight.models.padding`; images over ``tile_pixels`` are
    processed in overlapping tiles blended with a smooth window, so there are no
    seams and memory stays bounded (one band of tile rows is held in float at a time);
-4. ``strength`` blends the result with the input in 8-bit space,
+4. the exposure anchor (the checkpoint's ``train.exposure_anchor``,
+   :mod:`lowlight.inference.exposure`) pulls the result's overall brightness towards
+   the mapped image's, one gain for the whole photo;
+5. ``strength`` blends the result with the input in 8-bit space,
    ``round(low + s * (enhanced - low))``: 0 gives the input back, 1 (the default) the
    full enhancement, up to :data:`STRENGTH_MAX` brightens further.
 """
@@ -29,6 +32,7 @@ from lowlight.inference import shipped
 from lowlight.config import HistmapConfig, from_dict
 from lowlight.errors import UserError
 from lowlight.imageio import MAX_PIXELS, too_large
+from lowlight.inference.exposure import anchor_exposure
 from lowlight.inference.tiles import apply_strength, blend_window, tile_starts, to_uint8
 
 __all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "resolve_weights", "check_strength", "resolve_device",
@@ -103,10 +107,15 @@ class Enhancer:
     tile: int = 768
     overlap: int = 64
     strength: float = 1.0  # 0: the input unchanged, 1: the full enhancement (see check_strength)
+    exposure_anchor: float = 0.0  # train.exposure_anchor of the checkpoint (lowlight.inference.exposure)
     progress: Callable[[int, int], None] | None = field(default=None, compare=False)  # (done, total) tiles
 
     def __post_init__(self):
         self.strength = check_strength(self.strength)
+        a = self.exposure_anchor
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 <= a <= 1:
+            raise ValueError(f"exposure_anchor must be a number from 0 to 1, got {a!r}")
+        self.exposure_anchor = float(a)
 
     @classmethod
     def from_files(cls, quantile_model: str | Path, checkpoint: str | Path | None = None,
@@ -121,6 +130,8 @@ class Enhancer:
 
             net, meta = load_checkpoint(Path(checkpoint), device=torch_device)
             inputs = meta.get("inputs", inputs)
+            if "exposure_anchor" not in kwargs:
+                kwargs["exposure_anchor"] = _checkpoint_anchor(Path(checkpoint), meta)
             if histmap is None:
                 raw = (meta.get("params") or {}).get("histmap")
                 if raw:
@@ -157,6 +168,8 @@ class Enhancer:
             out = to_uint8(self._run(rgb, mapped))
         else:
             out = self._run_tiled(rgb, mapped)
+        if self.network is not None and self.exposure_anchor > 0:
+            out = anchor_exposure(out, mapped, self.exposure_anchor)
         return apply_strength(rgb, out, strength)
 
     # ----------------------------------------------------------------- network
@@ -242,6 +255,17 @@ class Enhancer:
                 result[top:bottom] = to_uint8(band[:bottom - top, :w])
             carry_acc, carry_weight = acc[done:], weight[done:]
         return result
+
+
+def _checkpoint_anchor(path: Path, meta: dict) -> float:
+    """The checkpoint's ``train.exposure_anchor``; 0 for one from before it (validated without it)."""
+    train = (meta.get("params") or {}).get("train")
+    anchor = train.get("exposure_anchor", 0.0) if isinstance(train, dict) else 0.0
+    ok = isinstance(anchor, numbers.Real) and not isinstance(anchor, bool) and 0 <= anchor <= 1
+    if not ok:
+        raise EnhanceError(f"{path}: params train.exposure_anchor is {anchor!r}, not a number from 0 to 1; "
+                           "the checkpoint is damaged or was not written by lowlight")
+    return float(anchor)
 
 
 def _check_rgb(rgb: np.ndarray) -> None:

@@ -49,6 +49,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from lowlight.inference.exposure import anchor_exposure
 from lowlight.models.checkpoint import save_checkpoint
 from lowlight.config import BaseConfig, TrainConfig
 from lowlight.models.devices import autocast, start_ranks
@@ -169,7 +170,10 @@ def _one_epoch(run: Run, epoch: int) -> dict[str, Any]:
 
 @torch.inference_mode()
 def _validate(run: Run) -> dict[str, float]:
-    """Loss, PSNR and SSIM over whole validation images (each rank takes every world-th image)."""
+    """Loss, PSNR and SSIM over whole validation images (each rank takes every world-th image).
+
+    PSNR and SSIM are of the uint8 output after the exposure anchor, as the enhancer gives it;
+    the loss is the network's own output's."""
     from lowlight.evaluation.scores import psnr, ssim  # the evaluate stage's uint8 metrics, so the numbers agree
 
     model, data, device = run.evaluated.eval(), run.val_data, run.device
@@ -180,6 +184,8 @@ def _validate(run: Run) -> dict[str, float]:
         with autocast(device, run.amp):
             pred = run_padded(model, x)
         pred8 = to_uint8(pred)
+        if run.cfg.exposure_anchor > 0:  # what the enhancer outputs (lowlight/inference/exposure.py)
+            pred8 = anchor_exposure(pred8, data.mapped[i], run.cfg.exposure_anchor)
         sums += torch.tensor([float(run.loss_fn(pred.float(), y)), float(psnr(pred8, data.targets[i])),
                               float(ssim(pred8, data.targets[i])), 1.0], dtype=torch.float64, device=device)
     if run.ranks.world > 1:
@@ -253,7 +259,7 @@ def _finish(run: Run) -> dict[str, Any]:
         summary["cpu_ms_per_600x400"] = cpu_ms_per_image(best, input_channels(cfg.inputs))
         summary["cpu_threads"] = torch.get_num_threads()
         write_outputs(run.outputs, summary, st.history)
-        write_plots(run.outputs, st.history, best, run.val_data, cfg.examples, run.device)
+        write_plots(run.outputs, st.history, best, run.val_data, cfg.examples, run.device, cfg.exposure_anchor)
         drop_state(run)  # finished: a rerun starts afresh
     if run.ranks.world > 1:
         dist.barrier()  # nobody leaves the group while rank 0 still writes

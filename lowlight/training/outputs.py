@@ -69,7 +69,9 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     save_figure(fig, path)
 
 
-def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path: Path) -> None:
+def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path: Path,
+                  exposure_anchor: float = 0.0) -> None:
+    from lowlight.inference.exposure import anchor_exposure
     from lowlight.models.padding import run_padded
     from lowlight.plotting import plt, save_figure
     from lowlight.training.data import to_tensor
@@ -78,6 +80,8 @@ def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path
     with torch.inference_mode():
         outputs = [to_uint8(run_padded(model.eval(), to_tensor(data.inputs[i])[None].to(device).float().div_(255)))
                    for i in range(count)]
+    if exposure_anchor > 0:  # the pixels validation scored
+        outputs = [anchor_exposure(o, data.mapped[i], exposure_anchor) for i, o in enumerate(outputs)]
     columns = [("low", data.lows)] + ([("mapped", data.mapped)] if data.mapped is not None else [])
     columns += [("output", outputs), ("reference", data.targets)]
     fig, axes = plt.subplots(count, len(columns), figsize=(3.2 * len(columns), 2.4 * count), squeeze=False)
@@ -106,10 +110,10 @@ def write_outputs(outputs: TrainOutputs, summary: dict[str, Any], history: list[
 
 
 def write_plots(outputs: TrainOutputs, history: list[dict[str, Any]], model: nn.Module, val_data, examples: int,
-                device: torch.device) -> None:
+                device: torch.device, exposure_anchor: float = 0.0) -> None:
     """Loss curves and, for ``examples`` validation images, low | mapped | output | reference."""
     if outputs.plots_dir:
         with atomic_dir(outputs.plots_dir) as tmp:
             _plot_curves(history, tmp / "loss_curves.png")
             if examples:
-                _plot_samples(model, val_data, examples, device, tmp / "val_samples.png")
+                _plot_samples(model, val_data, examples, device, tmp / "val_samples.png", exposure_anchor)

@@ -1,0 +1,109 @@
+"""The exposure anchor (train.exposure_anchor): one gain that pulls the network's brightness
+towards the mapped image's, applied the same way by the enhancer and by training's validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lowlight.config import ConfigError, TrainConfig
+from lowlight.evaluation.scores import grey_mean
+from lowlight.inference.enhancer import EnhanceError, Enhancer
+from lowlight.inference.exposure import MAX_GAIN, anchor_exposure, exposure_gain
+from lowlight.models import build_model
+from lowlight.models.checkpoint import save_checkpoint
+
+from conftest import synthetic_photo
+
+
+def _pair(seed=0):
+    out = (synthetic_photo(60, 80, seed=seed).astype(np.float64) * 0.5).astype(np.uint8)  # mean near 60, no clipping
+    mapped = synthetic_photo(60, 80, seed=seed + 1)
+    return out, mapped
+
+
+def test_alpha_moves_the_grey_mean_geometrically():
+    out, mapped = _pair()
+    g_out, g_map = grey_mean(out), grey_mean(mapped)
+    assert g_map > 1.5 * g_out
+    assert anchor_exposure(out, mapped, 0.0) is out
+    full = anchor_exposure(out, mapped, 1.0)
+    assert abs(grey_mean(full) - g_map) < 1.0  # the mapping's brightness, up to rounding and clipping
+    half = anchor_exposure(out, mapped, 0.5)
+    assert abs(grey_mean(half) - np.sqrt(g_out * g_map)) < 1.0
+    # one gain for the whole image: the pixel ratios (local contrast) are the network's
+    mask = out > 20
+    ratio = half[mask] / out[mask]
+    assert ratio.std() < 0.05 and abs(ratio.mean() - exposure_gain(out, mapped, 0.5)) < 0.02
+
+
+def test_inputs_untouched_and_edge_cases():
+    out, mapped = _pair(3)
+    before_out, before_map = out.copy(), mapped.copy()
+    anchor_exposure(out, mapped, 0.75)
+    assert np.array_equal(out, before_out) and np.array_equal(mapped, before_map)
+    black = np.zeros_like(out)
+    assert np.array_equal(anchor_exposure(black, mapped, 1.0), black)  # nothing to scale
+    nearly_black = np.ones_like(out)
+    assert exposure_gain(nearly_black, mapped, 1.0) == MAX_GAIN  # bounded
+    with pytest.raises(ValueError, match="mapped image"):
+        anchor_exposure(out, mapped[:10], 1.0)
+
+
+def test_large_image_in_bands():
+    rng = np.random.default_rng(0)
+    out = rng.integers(0, 200, (3000, 500, 3), dtype=np.uint8)  # more rows than one band
+    mapped = np.full_like(out, 150)
+    res = anchor_exposure(out, mapped, 1.0)
+    gain = exposure_gain(out, mapped, 1.0)
+    expect = np.clip(np.rint(out.astype(np.float32) * np.float32(gain)), 0, 255).astype(np.uint8)
+    assert np.array_equal(res, expect)
+
+
+def test_config_needs_the_mapped_image():
+    assert TrainConfig().exposure_anchor == 0.75
+    TrainConfig(inputs="low", exposure_anchor=0.0)
+    with pytest.raises(ConfigError, match="train.exposure_anchor"):
+        TrainConfig(inputs="low")
+
+
+@pytest.fixture(scope="module")
+def qmodel():
+    from lowlight.config import QuantilesConfig
+    from lowlight.histbranch.quantiles import QuantileModel
+
+    from conftest import darken
+
+    highs = [synthetic_photo(40, 56, seed=s) for s in range(6)]
+    lows = [darken(h, 0.05, seed=s) for s, h in enumerate(highs)]
+    return QuantileModel(QuantilesConfig(n_estimators=6)).fit(lows, highs, seed=0, threads=1)
+
+
+def _checkpoint(path, train_params):
+    torch.manual_seed(0)
+    net = build_model("unet_small", in_channels=6)
+    params = {"train": train_params} if train_params is not None else {}
+    return save_checkpoint(path, net.eval(), inputs="low+mapped", params=params)
+
+
+def test_enhancer_reads_the_checkpoints_anchor(qmodel, tmp_path):
+    from conftest import darken
+
+    q = qmodel.save(tmp_path / "q.ubj")
+    low = darken(synthetic_photo(48, 64, seed=9), 0.05)
+    old = Enhancer.from_files(q, _checkpoint(tmp_path / "old.pt", None))
+    assert old.exposure_anchor == 0.0  # validated without it
+    anchored = Enhancer.from_files(q, _checkpoint(tmp_path / "new.pt", {"exposure_anchor": 1.0}))
+    assert anchored.exposure_anchor == 1.0
+    mapped = anchored.map(low)
+    free, out = old(low), anchored(low)
+    assert abs(grey_mean(out) - grey_mean(mapped)) < 1.0
+    assert np.array_equal(out, anchor_exposure(free, mapped, 1.0))  # the same pixels training validates
+    # an explicit setting wins over the checkpoint's
+    assert Enhancer.from_files(q, tmp_path / "new.pt", exposure_anchor=0.0).exposure_anchor == 0.0
+    bad = _checkpoint(tmp_path / "bad.pt", {"exposure_anchor": "much"})
+    with pytest.raises(EnhanceError, match=r"bad\.pt: params train.exposure_anchor"):
+        Enhancer.from_files(q, bad)
+    with pytest.raises(ValueError, match="exposure_anchor"):
+        Enhancer(qmodel, None, exposure_anchor=2)
