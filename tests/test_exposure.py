@@ -3,6 +3,8 @@ towards the mapped image's, applied the same way by the enhancer and by training
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,15 @@ def test_enhancer_reads_the_checkpoints_anchor(qmodel, tmp_path):
         Enhancer.from_files(q, bad)
     with pytest.raises(ValueError, match="exposure_anchor"):
         Enhancer(qmodel, None, exposure_anchor=2)
+
+
+def test_one_gain_for_the_whole_photo_when_tiled(qmodel, tmp_path):
+    from conftest import darken
+
+    q = qmodel.save(tmp_path / "q.ubj")
+    anchored = Enhancer.from_files(q, _checkpoint(tmp_path / "a.pt", {"exposure_anchor": 1.0}))
+    low = darken(synthetic_photo(300, 420, seed=7), 0.05)
+    whole = anchored(low)
+    tiled = dataclasses.replace(anchored, tile_pixels=100 * 100, tile=160, overlap=48)(low)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 2
+    assert abs(grey_mean(tiled) - grey_mean(anchored.map(low))) < 1.0
