@@ -15,11 +15,13 @@ does not), otherwise with ``params.yaml``'s ``train`` section. Rows:
 * ``plateau``: ReduceLROnPlateau instead of the cosine schedule;
 * ``no_extra_data``: a dataset prepared without identity and synthetic pairs
   (``--data-without-extra`` / ``--mapped-without-extra``);
-* ``color_term``: ``train.color_weight: 1`` (an L1 term on each image's channel means).
+* ``color_term``: ``train.color_weight: 1`` (an L1 term on each image's channel means);
+* ``no_anchor``: ``train.exposure_anchor: 0`` (the network's own brightness, not pulled
+  towards the mapping's; ``lowlight/inference/exposure.py``).
 
-Scores come from the best checkpoint run on every `val` image through
-:func:`lowlight.evaluation.scores.score_pair` (uint8 PSNR, SSIM and the separately
-named GT-mean PSNR); `test` is never looked at. ``ms / image`` is the network's
+Scores come from the best checkpoint run on every `val` image, after its exposure anchor
+as the enhancer applies it, through :func:`lowlight.evaluation.scores.score_pair` (uint8
+PSNR, SSIM and the separately named GT-mean PSNR); `test` is never looked at. ``ms / image`` is the network's
 CPU forward pass on 600 x 400. Finished rows are kept in ``<out>/<row>.json``
 and skipped on a rerun with the same settings.
 
@@ -49,6 +51,7 @@ ROWS = {
     "plateau": {"schedule": "plateau"},
     "no_extra_data": {"data": "data_without_extra", "mapped": "mapped_without_extra"},
     "color_term": {"color_weight": 1.0},
+    "no_anchor": {"exposure_anchor": 0.0},
 }
 
 
@@ -71,9 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def score_val(checkpoint: Path, data: Path, mapped: Path) -> dict:
-    """The checkpoint on every val image: means of PSNR, SSIM, GT-mean PSNR."""
+    """The checkpoint on every val image (its exposure anchor applied): means of PSNR, SSIM, GT-mean PSNR."""
     import torch
 
+    from lowlight.inference.exposure import anchor_exposure
     from lowlight.models.checkpoint import load_checkpoint
     from lowlight.evaluation.scores import score_pair
     from lowlight.models.padding import run_padded
@@ -82,10 +86,13 @@ def score_val(checkpoint: Path, data: Path, mapped: Path) -> dict:
 
     model, meta = load_checkpoint(checkpoint)
     split = load_split(data, mapped, "val", meta["inputs"])
+    alpha = meta["params"]["train"].get("exposure_anchor", 0.0)
     rows = []
     with torch.inference_mode():
-        for x, ref in zip(split.inputs, split.targets):
+        for i, (x, ref) in enumerate(zip(split.inputs, split.targets)):
             pred = to_uint8(run_padded(model, to_tensor(x)[None].float().div_(255)))
+            if alpha > 0:
+                pred = anchor_exposure(pred, split.mapped[i], alpha)
             rows.append(score_pair(pred, ref))
     return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "psnr_gt_mean")} | {"images": len(rows)}
 
