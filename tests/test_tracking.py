@@ -204,8 +204,12 @@ def test_a_stage_stopped_from_outside_is_killed_not_failed(store, how):
     names it, and the process still exits non-zero; the previous SIGTERM handler comes back."""
     import signal
 
+    # A job started in the background by a non-interactive shell (`make test &`, nohup) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give the child the
+    # terminal's default, which is what Ctrl-C meets.
     script = textwrap.dedent("""
         import signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from lowlight.tracking import stage_run
         before = signal.getsignal(signal.SIGTERM)
         try:
