@@ -368,3 +368,23 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_model(data, tmp_path)
         run(data, tmp_path / "other", replace(CFG, init=str(start), model_args={"widths": [8, 8]}))
     with pytest.raises(ConfigError, match="train.init"):
         run(data, tmp_path / "missing", replace(CFG, init=str(tmp_path / "nope.pt")))
+
+
+@pytest.mark.slow
+def test_a_fine_tune_never_saves_worse_weights_than_it_started_from(data, tmp_path):
+    """train.init: the starting weights are validated as epoch 0 and stay the best until an
+    epoch beats them; a learning rate that wrecks the network leaves them in the checkpoint."""
+    first = run(data, tmp_path / "first")
+    start = tmp_path / "first" / "models" / "model.pt"
+    wrecked = run(data, tmp_path / "wrecked", replace(CFG, init=str(start), epochs=2, lr=0.5, grad_clip=0.0,
+                                                      ema_decay=0.0))
+    assert wrecked["best_epoch"] == 0 and wrecked["epochs"] == 2
+    assert wrecked["best_val_psnr"] == pytest.approx(first["best_val_psnr"], abs=1e-6)  # the same weights, rescored
+    with open(tmp_path / "wrecked" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # the log holds trained epochs only
+    assert all(float(r["val_psnr"]) < wrecked["best_val_psnr"] for r in rows)
+    a, meta = load_checkpoint(tmp_path / "wrecked" / "models" / "model.pt")
+    b = load_checkpoint(start)[0].state_dict()
+    assert all(torch.equal(a.state_dict()[k], b[k]) for k in b)
+    assert meta["metrics"]["epoch"] == 0

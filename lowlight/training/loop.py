@@ -21,6 +21,8 @@ state; everything else is built once in :class:`Run` (both in training_run.py).
 * An exponential moving average of the weights (``train.ema_decay``; its decay
   ramps up as ``(1 + t) / (10 + t)`` so short runs are not dominated by the
   initial weights) is what is validated, kept as best and saved.
+* Fine-tuning (``train.init``) validates the starting weights first, as epoch 0:
+  they stay the best until an epoch beats them.
 * Early stopping after ``train.patience`` epochs without a better validation
   PSNR; an optional budget of training-step minutes (validation not counted),
   for equal-budget ablations.
@@ -194,6 +196,22 @@ def _validate(run: Run) -> dict[str, float]:
     return {"val_loss": float(sums[0]) / n, "val_psnr": float(sums[1]) / n, "val_ssim": float(sums[2]) / n}
 
 
+def _start_as_best(run: Run) -> None:
+    """Fine-tuning (``train.init``): the starting weights are validated as epoch 0 and kept as the
+    best until an epoch beats them on ``val``, so a fine-tune never saves worse weights than it
+    started from (``best_epoch`` 0 then says that none did)."""
+    st = run.state
+    scores = _validate(run)
+    st.best_psnr, st.best_ssim, st.best_epoch = scores["val_psnr"], scores["val_ssim"], 0
+    run.best_weights = {k: v.detach().cpu().clone() for k, v in unwrap(run.evaluated).state_dict().items()}
+    if run.ranks.main:
+        run.say(f"epoch 0 (train.init's weights)  val_loss {scores['val_loss']:.4f}  "
+                f"val_psnr {scores['val_psnr']:.2f} dB  val_ssim {scores['val_ssim']:.4f}")
+        metrics = {"val_psnr": st.best_psnr, "val_ssim": st.best_ssim, "epoch": 0}
+        save_checkpoint(run.outputs.checkpoint, unwrap(run.evaluated), run.cfg.inputs, run.params, metrics)
+        run.tracker.log_metrics(scores, step=0, prefix="train.")
+
+
 # --------------------------------------------------------------------------- checkpoint
 
 
@@ -290,6 +308,8 @@ def train(data_root: str | Path, mapped_root: str | Path | None, cfg: TrainConfi
                        dict(extra_params or {}))
         run = build(job, ranks, device)
         resume(run)
+        if cfg.init != "none" and not run.state.history:
+            _start_as_best(run)
         wall_start, wall_before = time.monotonic(), run.state.wall_seconds
         while not run.state.stopped and run.state.epoch < cfg.epochs:
             row = _one_epoch(run, run.state.epoch + 1)
