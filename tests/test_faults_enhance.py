@@ -50,9 +50,9 @@ def test_missing_weights_are_one_line(tmp_path, capsys, monkeypatch):
     code = main(["enhance", str(src), "-o", str(tmp_path / "o"), "--weights", "nope.pt", "--quantile-model", q])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and "--weights nope.pt: file does not exist" in line, line
-    import lowlight.inference.enhancer
+    import lowlight.inference.settings
 
-    monkeypatch.setattr(lowlight.inference.enhancer, "WEIGHTS_DIR", tmp_path / "empty")  # an install without its weights
+    monkeypatch.setattr(lowlight.inference.settings, "WEIGHTS_DIR", tmp_path / "empty")  # an install without its weights
     code = main(["enhance", str(src), "-o", str(tmp_path / "o")])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and "shipped weights are missing" in line and "--weights" in line, line

@@ -4,9 +4,10 @@
 
     run = build(...)          model, optimiser, schedule, EMA, data loader (training_build.py)
     resume(run)               continue a matching interrupted run, if any (resume.py)
+    start_as_best(run)        train.init: the starting weights are epoch 0 (validation.py)
     while not run.state.stopped:
         _one_epoch(run)       random crops, AdamW steps, lr schedule, EMA update
-        _validate(run)        whole validation images, uint8 PSNR/SSIM
+        validate(run)         whole validation images, uint8 PSNR/SSIM (validation.py)
         _checkpoint(run)      best model, per-epoch log, resumable state
     _finish(run)              best weights saved, summary returned
 
@@ -51,7 +52,6 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from lowlight.inference.exposure import anchor_exposure
 from lowlight.models.checkpoint import save_checkpoint
 from lowlight.config import BaseConfig, TrainConfig
 from lowlight.models.devices import autocast, start_ranks
@@ -59,9 +59,10 @@ from lowlight.errors import DataError
 from lowlight.models import count_parameters
 from lowlight.models.padding import run_padded, unwrap
 from lowlight.tracking import NullTracker, Tracker
-from lowlight.training.data import input_channels, to_tensor
+from lowlight.training.data import input_channels
 from lowlight.training.outputs import LOG_COLUMNS, TrainOutputs, to_uint8, write_log, write_outputs, write_plots
 from lowlight.training.build import build
+from lowlight.training.validation import start_as_best, validate
 from lowlight.training.resume import drop_state, resume, save_state
 from lowlight.training.state import LoopState, Run, TrainJob, cpu_ms_per_image, state_path, to_device, weights_digest
 
@@ -167,51 +168,6 @@ def _one_epoch(run: Run, epoch: int) -> dict[str, Any]:
             "images_per_second": seen / max(seconds, 1e-9)}
 
 
-# --------------------------------------------------------------------------- validate
-
-
-@torch.inference_mode()
-def _validate(run: Run) -> dict[str, float]:
-    """Loss, PSNR and SSIM over whole validation images (each rank takes every world-th image).
-
-    PSNR and SSIM are of the uint8 output after the exposure anchor, as the enhancer gives it;
-    the loss is the network's own output's."""
-    from lowlight.evaluation.scores import psnr, ssim  # the evaluate stage's uint8 metrics, so the numbers agree
-
-    model, data, device = run.evaluated.eval(), run.val_data, run.device
-    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, psnr, ssim, count
-    for i in range(run.ranks.rank, len(data), run.ranks.world):
-        x = to_device(to_tensor(data.inputs[i])[None], device)
-        y = to_device(to_tensor(data.targets[i])[None], device)
-        with autocast(device, run.amp):
-            pred = run_padded(model, x)
-        pred8 = to_uint8(pred)
-        if run.cfg.exposure_anchor > 0:  # what the enhancer outputs (lowlight/inference/exposure.py)
-            pred8 = anchor_exposure(pred8, data.mapped[i], run.cfg.exposure_anchor)
-        sums += torch.tensor([float(run.loss_fn(pred.float(), y)), float(psnr(pred8, data.targets[i])),
-                              float(ssim(pred8, data.targets[i])), 1.0], dtype=torch.float64, device=device)
-    if run.ranks.world > 1:
-        dist.all_reduce(sums)
-    n = max(float(sums[3]), 1.0)
-    return {"val_loss": float(sums[0]) / n, "val_psnr": float(sums[1]) / n, "val_ssim": float(sums[2]) / n}
-
-
-def _start_as_best(run: Run) -> None:
-    """Fine-tuning (``train.init``): the starting weights are validated as epoch 0 and kept as the
-    best until an epoch beats them on ``val``, so a fine-tune never saves worse weights than it
-    started from (``best_epoch`` 0 then says that none did)."""
-    st = run.state
-    scores = _validate(run)
-    st.best_psnr, st.best_ssim, st.best_epoch = scores["val_psnr"], scores["val_ssim"], 0
-    run.best_weights = {k: v.detach().cpu().clone() for k, v in unwrap(run.evaluated).state_dict().items()}
-    if run.ranks.main:
-        run.say(f"epoch 0 (train.init's weights)  val_loss {scores['val_loss']:.4f}  "
-                f"val_psnr {scores['val_psnr']:.2f} dB  val_ssim {scores['val_ssim']:.4f}")
-        metrics = {"val_psnr": st.best_psnr, "val_ssim": st.best_ssim, "epoch": 0}
-        save_checkpoint(run.outputs.checkpoint, unwrap(run.evaluated), run.cfg.inputs, run.params, metrics)
-        run.tracker.log_metrics(scores, step=0, prefix="train.")
-
-
 # --------------------------------------------------------------------------- checkpoint
 
 
@@ -309,11 +265,11 @@ def train(data_root: str | Path, mapped_root: str | Path | None, cfg: TrainConfi
         run = build(job, ranks, device)
         resume(run)
         if cfg.init != "none" and not run.state.history:
-            _start_as_best(run)
+            start_as_best(run)
         wall_start, wall_before = time.monotonic(), run.state.wall_seconds
         while not run.state.stopped and run.state.epoch < cfg.epochs:
             row = _one_epoch(run, run.state.epoch + 1)
-            row.update(_validate(run))
+            row.update(validate(run))
             row["epoch_seconds"] = row.pop("train_seconds")
             improved = _record(run, row, wall_start, wall_before)
             _checkpoint(run, row, improved)

@@ -1,0 +1,81 @@
+"""What a person picks for enhancing, and how each choice is checked: the weight files, the
+device, the strength, the anchor a checkpoint carries, and the :class:`EnhanceError` they
+raise (one line on the command line). Used by the enhancer, ``lowlight enhance`` and the app."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+
+from lowlight.errors import UserError
+from lowlight.inference import shipped
+
+__all__ = ["EnhanceError", "WEIGHTS_DIR", "STRENGTH_MAX", "default_weights", "resolve_weights", "resolve_device",
+           "check_strength", "checkpoint_anchor"]
+
+WEIGHTS_DIR = shipped.WEIGHTS_DIR
+
+STRENGTH_MAX = 1.5
+"""Above 1 the enhancement is extrapolated (brighter still); past 1.5 highlights clip badly."""
+
+
+class EnhanceError(UserError, ValueError):
+    """A setting or file for enhancing that the person can fix (device, weights, strength);
+    the command line prints it as one line."""
+
+
+def default_weights() -> tuple[Path, Path]:
+    """The shipped quantile model and network checkpoint (trained on LOL by this pipeline)."""
+    q, n = WEIGHTS_DIR / shipped.QUANTILE_MODEL, WEIGHTS_DIR / shipped.NETWORK
+    missing = [str(p) for p in (q, n) if not p.is_file()]
+    if missing:
+        raise EnhanceError(f"shipped weights are missing: {', '.join(missing)}; reinstall lowlight or "
+                           "pass --weights and --quantile-model")
+    return q, n
+
+
+def resolve_weights(quantile_model: str | Path | None, network: str | Path | None) -> tuple[Path, Path]:
+    """The files to load: the ones given (``--quantile-model``, ``--weights``), the shipped ones for the
+    others; a missing file is an EnhanceError naming its flag."""
+    if quantile_model is None or network is None:
+        shipped_q, shipped_n = default_weights()
+        quantile_model, network = quantile_model or shipped_q, network or shipped_n
+    for flag, path in (("--quantile-model", quantile_model), ("--weights", network)):
+        if not Path(path).is_file():
+            raise EnhanceError(f"{flag} {path}: file does not exist")
+    return Path(quantile_model), Path(network)
+
+
+def resolve_device(device: str):
+    """``'auto'`` (CUDA when torch sees it), ``'cpu'`` or ``'cuda'``; an unusable choice is an EnhanceError."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind = str(device).split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise EnhanceError(f"--device {device}: unknown device; use --device cpu, cuda or auto")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise EnhanceError(f"--device {device}: torch sees no CUDA device on this machine; use --device cpu or auto")
+    return torch.device(device)
+
+
+def check_strength(strength) -> float:
+    """``strength`` as a float in [0, STRENGTH_MAX]; anything else is an EnhanceError."""
+    ok = isinstance(strength, numbers.Real) and not isinstance(strength, bool) and math.isfinite(strength)
+    if not ok or not 0 <= strength <= STRENGTH_MAX:
+        raise EnhanceError(f"--strength {strength!r}: must be a number from 0 (the input unchanged) to "
+                           f"{STRENGTH_MAX:g}; 1 is the full enhancement")
+    return float(strength)
+
+
+def checkpoint_anchor(path: Path, meta: dict) -> float:
+    """The checkpoint's ``train.exposure_anchor``; 0 for one from before it (validated without it)."""
+    train = (meta.get("params") or {}).get("train")
+    anchor = train.get("exposure_anchor", 0.0) if isinstance(train, dict) else 0.0
+    ok = isinstance(anchor, numbers.Real) and not isinstance(anchor, bool) and 0 <= anchor <= 1
+    if not ok:
+        raise EnhanceError(f"{path}: params train.exposure_anchor is {anchor!r}, not a number from 0 to 1; "
+                           "the checkpoint is damaged or was not written by lowlight")
+    return float(anchor)
