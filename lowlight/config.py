@@ -93,6 +93,8 @@ class DataConfig:
                                                     "sha256 of the file name; listed in heldout.txt)")
     identity_fraction: float = param(0.0, ge=0, le=1, help="identity pairs (high as low) added to train, "
                                                            "as a fraction of the train pairs")
+    extra_identity: bool = param(False, help="also every extra clean train photo as an identity pair (well-lit "
+                                             "photos of every brightness, not only the primary source's)")
     degrade: DegradeConfig = param(default_factory=DegradeConfig)
 
     def __post_init__(self):
@@ -104,6 +106,9 @@ class DataConfig:
                 and Path(self.extra_clean_path).resolve() == Path(self.path).resolve()):
             # its val/test photos would come back as train pairs
             raise ConfigError("data.extra_clean_path is data.path; use a different folder of photos")
+        if self.extra_identity and not self.extra_clean_path:
+            raise ConfigError("data.extra_identity: needs data.extra_clean_path (the photos to use as identity "
+                              "pairs); set it, or extra_identity false")
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,25 @@ def test_extras_are_reproducible_and_off_by_default(lol, photos, tmp_path):
     assert (b / "heldout.txt").read_text() == "" and {r["kind"] for r in manifest(b)} == {"real"}
 
 
+def test_extra_identity_adds_every_extra_train_photo_once(lol, photos, tmp_path):
+    """data.extra_identity: each extra clean train photo (none of the held-out ones) is also an
+    identity pair, beside the identity_fraction's picks and never twice."""
+    base = prep.prepare(cfg(lol, photos, identity_fraction=0.3), seed=2, out=tmp_path / "base")
+    s = prep.prepare(cfg(lol, photos, identity_fraction=0.3, extra_identity=True), seed=2, out=tmp_path / "more")
+    rows = assert_manifest_matches_files(tmp_path / "more")
+    ids = [r for r in rows if r["kind"] == "identity"]
+    extra = {r["high_sha256"] for r in rows if r["kind"] == "synthetic"}
+    held = set((tmp_path / "more" / "heldout.txt").read_text().split())
+    assert extra and extra <= {r["high_sha256"] for r in ids}  # every extra train photo
+    assert len({r["high_sha256"] for r in ids}) == len(ids) == s["identity_pairs"]  # once each
+    assert not any(Path(r["high_source"]).name in held for r in ids)
+    before = {r["high_sha256"] for r in manifest(tmp_path / "base") if r["kind"] == "identity"}
+    assert before <= {r["high_sha256"] for r in ids}  # the fraction's picks are unchanged
+    assert s["identity_pairs"] == len(before | extra) > base["identity_pairs"]
+    with pytest.raises(ConfigError, match="data.extra_identity"):
+        DataConfig(extra_identity=True)
+
+
 def test_identity_pairs_on_a_synthetic_source_are_capped_and_resized(photos, tmp_path):
     c = DataConfig(source="clean_folder", path=str(photos), max_size=32, pairs_per_image=2, identity_fraction=1.0)
     s = prep.prepare(c, seed=1, out=tmp_path / "o")

@@ -77,22 +77,29 @@ def _extra_clean_jobs(cfg: DataConfig, primary: list[Job], workers: int) -> tupl
                            "extra_clean_heldout_copies": twins}
 
 
-def _identity_jobs(jobs: list[Job], fraction: float, seed: int) -> tuple[list[Job], list[str]]:
-    """Identity pairs for ``round(fraction * train pairs)`` distinct train high images, chosen with the seed."""
+def _identity_jobs(jobs: list[Job], fraction: float, seed: int,
+                   always: Sequence[Job] = ()) -> tuple[list[Job], list[str]]:
+    """Identity pairs for ``round(fraction * train pairs)`` distinct train high images, chosen with the
+    seed, plus one for each of ``always`` (the extra clean photos, with ``data.extra_identity``)."""
     train = [j for j in jobs if j.split == "train" and not j.identity]
     wanted = round(fraction * sum(len(j.stems) for j in train))
-    if wanted == 0:
+    if wanted == 0 and not always:
         return [], []
     distinct: dict[str, Job] = {}
     for j in sorted(train, key=lambda j: natural_key(j.stems[0])):
         distinct.setdefault(j.pixels, j)
     # a hash per stem rather than a permutation: adding a photo changes no other photo's chance
     picked = sorted(distinct.values(), key=lambda j: stable_int(f"identity:{seed}:{j.stems[0]}"))[:wanted]
+    notes = [] if len(picked) == wanted else [
+        f"data.identity_fraction asks for {wanted} identity pairs; train has {len(picked)} distinct high images"]
+    chosen = {j.pixels for j in picked}
+    for j in always:  # the extra photos the fraction did not already pick
+        if j.pixels not in chosen:
+            chosen.add(j.pixels)
+            picked.append(j)
     # synthetic stems are <photo>_<k>; the identity pair is named after the photo
     out = [replace(j, stems=[f"id_{j.stems[0] if j.low is not None else j.stems[0].rsplit('_', 1)[0]}"],
                    identity=True) for j in picked]
-    notes = [] if len(picked) == wanted else [
-        f"data.identity_fraction asks for {wanted} identity pairs; train has {len(picked)} distinct high images"]
     return out, notes
 
 
@@ -100,7 +107,8 @@ def add_extras(cfg: DataConfig, seed: int, jobs: list[Job],
                 workers: int) -> tuple[list[Job], list[str], dict, list[str]]:
     """The primary source's jobs plus the extra clean-photo and identity pairs (all in train)."""
     extra, heldout, counts = _extra_clean_jobs(cfg, jobs, workers)
-    identity, notes = _identity_jobs(jobs + extra, cfg.identity_fraction, seed)
+    identity, notes = _identity_jobs(jobs + extra, cfg.identity_fraction, seed,
+                                     extra if cfg.extra_identity else ())
     counts["identity_pairs"] = len(identity)
     if counts.get("extra_clean_heldout_copies"):
         notes.append(f"{counts['extra_clean_heldout_copies']} photo(s) in data.extra_clean_path are copies of "
