@@ -20,7 +20,6 @@ tiling and device handling live here once:
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -31,8 +30,8 @@ from lowlight.config import HistmapConfig, from_dict
 from lowlight.imageio import MAX_PIXELS, too_large
 from lowlight.inference import shipped
 from lowlight.inference.exposure import anchor_exposure
-from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_strength, checkpoint_anchor,
-                                         default_weights, resolve_device, resolve_weights)
+from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_strength,
+                                         checkpoint_anchor, default_weights, resolve_device, resolve_weights)
 from lowlight.inference.tiles import apply_strength, blend_window, tile_starts, to_uint8
 
 # the settings' names stay importable from here, where the command line and the app import them
@@ -58,10 +57,7 @@ class Enhancer:
 
     def __post_init__(self):
         self.strength = check_strength(self.strength)
-        a = self.exposure_anchor
-        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 <= a <= 1:
-            raise ValueError(f"exposure_anchor must be a number from 0 to 1, got {a!r}")
-        self.exposure_anchor = float(a)
+        self.exposure_anchor = check_anchor(self.exposure_anchor)
 
     @classmethod
     def from_files(cls, quantile_model: str | Path, checkpoint: str | Path | None = None,

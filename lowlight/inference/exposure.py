@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowlight.histbranch.histogram import pil_view
+from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
 
 __all__ = ["exposure_gain", "anchor_exposure"]
 
-GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])
 MAX_GAIN = 4.0  # a near-black network output is not scaled up without bound
 
 
 def _grey_mean(rgb: np.ndarray) -> float:
-    # from Pillow's per-channel histograms (C, on the interleaved pixels, exact integer counts):
-    # ten times faster than a NumPy sum over a float64 cast, and no full-size copy
+    # the evaluator's grey mean (BT.601, what GT-mean scales by) from Pillow's per-channel
+    # histograms (C, on the interleaved pixels, exact counts): ten times faster than a NumPy
+    # sum over a float64 cast, and no full-size copy
     counts = np.asarray(pil_view(rgb).histogram(), dtype=np.float64).reshape(3, 256)
-    return float(counts @ np.arange(256.0) @ GREY_WEIGHTS) / max(1, rgb.shape[0] * rgb.shape[1])
+    return float(counts @ np.arange(256.0) @ LUMA_WEIGHTS) / max(1, rgb.shape[0] * rgb.shape[1])
 
 
 def exposure_gain(out: np.ndarray, mapped: np.ndarray, alpha: float) -> float:

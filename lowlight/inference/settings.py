@@ -12,7 +12,7 @@ from lowlight.errors import UserError
 from lowlight.inference import shipped
 
 __all__ = ["EnhanceError", "WEIGHTS_DIR", "STRENGTH_MAX", "default_weights", "resolve_weights", "resolve_device",
-           "check_strength", "checkpoint_anchor"]
+           "check_strength", "check_anchor", "checkpoint_anchor"]
 
 WEIGHTS_DIR = shipped.WEIGHTS_DIR
 
@@ -70,12 +70,16 @@ def check_strength(strength) -> float:
     return float(strength)
 
 
+def check_anchor(anchor, what: str = "exposure_anchor", fix: str = "") -> float:
+    """``anchor`` as a float in [0, 1] (:mod:`lowlight.inference.exposure`); anything else is an EnhanceError."""
+    if isinstance(anchor, bool) or not isinstance(anchor, numbers.Real) or not 0 <= anchor <= 1:
+        raise EnhanceError(f"{what} is {anchor!r}, not a number from 0 to 1{fix}")
+    return float(anchor)
+
+
 def checkpoint_anchor(path: Path, meta: dict) -> float:
     """The checkpoint's ``train.exposure_anchor``; 0 for one from before it (validated without it)."""
     train = (meta.get("params") or {}).get("train")
     anchor = train.get("exposure_anchor", 0.0) if isinstance(train, dict) else 0.0
-    ok = isinstance(anchor, numbers.Real) and not isinstance(anchor, bool) and 0 <= anchor <= 1
-    if not ok:
-        raise EnhanceError(f"{path}: params train.exposure_anchor is {anchor!r}, not a number from 0 to 1; "
-                           "the checkpoint is damaged or was not written by lowlight")
-    return float(anchor)
+    return check_anchor(anchor, f"{path}: params train.exposure_anchor",
+                        "; the checkpoint is damaged or was not written by lowlight")
