@@ -62,7 +62,10 @@ def one_line(exc: UserError) -> str:
 
 
 def report_user_errors(name: str):
-    """Decorator for a stage's ``main``: user errors become one line on stderr and exit code 2."""
+    """Decorator for a stage's ``main``: user errors become one line on stderr and exit code 2;
+    Ctrl-C (and SIGTERM, which :mod:`lowlight.tracking` turns into KeyboardInterrupt) one line
+    and exit code 130, as the shell's own, instead of a traceback. Outputs are written whole or
+    not at all (:mod:`lowlight.atomic`), so a stopped stage leaves nothing half-written."""
 
     def wrap(fn):
         @functools.wraps(fn)
@@ -72,6 +75,9 @@ def report_user_errors(name: str):
             except UserError as exc:
                 print(f"{name}: error: {exc}", file=sys.stderr)
                 sys.exit(2)
+            except KeyboardInterrupt as exc:
+                print(f"{name}: stopped by {str(exc) or 'Ctrl-C'}; no output was left half-written", file=sys.stderr)
+                sys.exit(130)
 
         return inner
 

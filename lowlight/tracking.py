@@ -224,7 +224,7 @@ def run_name(stage: str) -> str:
 
 
 def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
+    raise KeyboardInterrupt(f"{signal.Signals(signum).name}")
 
 
 @contextlib.contextmanager

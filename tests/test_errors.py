@@ -57,3 +57,19 @@ def test_a_bad_params_key_is_one_line_naming_it(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "train.lr" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_stopped_stage_is_one_line_and_exit_code_130(capsys):
+    """Ctrl-C or SIGTERM (which lowlight.tracking raises as KeyboardInterrupt) in a stage: one line, no traceback."""
+    from lowlight.errors import report_user_errors
+
+    @report_user_errors("train")
+    def stage(reason):
+        raise KeyboardInterrupt(*reason)
+
+    for reason, said in (((), "Ctrl-C"), (("SIGTERM",), "SIGTERM")):
+        with pytest.raises(SystemExit) as info:
+            stage(reason)
+        assert info.value.code == 130
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"train: stopped by {said};"), err
