@@ -77,23 +77,18 @@ def score_val(checkpoint: Path, data: Path, mapped: Path) -> dict:
     """The checkpoint on every val image (its exposure anchor applied): means of PSNR, SSIM, GT-mean PSNR."""
     import torch
 
-    from lowlight.inference.exposure import anchor_exposure
     from lowlight.models.checkpoint import load_checkpoint
     from lowlight.evaluation.scores import score_pair
-    from lowlight.models.padding import run_padded
-    from lowlight.training.data import load_split, to_tensor
-    from lowlight.training.loop import to_uint8
+    from lowlight.training.data import load_split
+    from lowlight.training.validation import val_output
 
     model, meta = load_checkpoint(checkpoint)
     split = load_split(data, mapped, "val", meta["inputs"])
     alpha = meta["params"]["train"].get("exposure_anchor", 0.0)
     rows = []
     with torch.inference_mode():
-        for i, (x, ref) in enumerate(zip(split.inputs, split.targets)):
-            pred = to_uint8(run_padded(model, to_tensor(x)[None].float().div_(255)))
-            if alpha > 0:
-                pred = anchor_exposure(pred, split.mapped[i], alpha)
-            rows.append(score_pair(pred, ref))
+        for i, ref in enumerate(split.targets):
+            rows.append(score_pair(val_output(model, split, i, torch.device("cpu"), exposure_anchor=alpha)[1], ref))
     return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "psnr_gt_mean")} | {"images": len(rows)}
 
 

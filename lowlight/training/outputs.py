@@ -71,17 +71,12 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
 
 def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path: Path,
                   exposure_anchor: float = 0.0) -> None:
-    from lowlight.inference.exposure import anchor_exposure
-    from lowlight.models.padding import run_padded
     from lowlight.plotting import plt, save_figure
-    from lowlight.training.data import to_tensor
+    from lowlight.training.validation import val_output  # here: validation imports this module
 
     count = min(count, len(data))
-    with torch.inference_mode():
-        outputs = [to_uint8(run_padded(model.eval(), to_tensor(data.inputs[i])[None].to(device).float().div_(255)))
-                   for i in range(count)]
-    if exposure_anchor > 0:  # the pixels validation scored
-        outputs = [anchor_exposure(o, data.mapped[i], exposure_anchor) for i, o in enumerate(outputs)]
+    with torch.inference_mode():  # the pixels validation scored
+        outputs = [val_output(model.eval(), data, i, device, exposure_anchor=exposure_anchor)[1] for i in range(count)]
     columns = [("low", data.lows)] + ([("mapped", data.mapped)] if data.mapped is not None else [])
     columns += [("output", outputs), ("reference", data.targets)]
     fig, axes = plt.subplots(count, len(columns), figsize=(3.2 * len(columns), 2.4 * count), squeeze=False)

@@ -20,7 +20,20 @@ from lowlight.training.data import to_tensor
 from lowlight.training.outputs import to_uint8
 from lowlight.training.state import Run, to_device
 
-__all__ = ["validate", "start_as_best"]
+__all__ = ["validate", "start_as_best", "val_output"]
+
+
+def val_output(model, data, i: int, device: torch.device, amp=None, exposure_anchor: float = 0.0):
+    """Validation image ``i`` through ``model``: the float output (1 x 3 x H x W) and the uint8
+    picture after the exposure anchor, the pixels ``lowlight enhance`` gives. The one place that
+    makes them: validation scores them, the sample plot shows them, the ablation harness rescores them."""
+    x = to_device(to_tensor(data.inputs[i])[None], device)
+    with autocast(device, amp):
+        pred = run_padded(model, x)
+    pred8 = to_uint8(pred)
+    if exposure_anchor > 0:
+        pred8 = anchor_exposure(pred8, data.mapped[i], exposure_anchor)
+    return pred, pred8
 
 
 @torch.inference_mode()
@@ -34,13 +47,8 @@ def validate(run: Run) -> dict[str, float]:
     model, data, device = run.evaluated.eval(), run.val_data, run.device
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, psnr, ssim, count
     for i in range(run.ranks.rank, len(data), run.ranks.world):
-        x = to_device(to_tensor(data.inputs[i])[None], device)
         y = to_device(to_tensor(data.targets[i])[None], device)
-        with autocast(device, run.amp):
-            pred = run_padded(model, x)
-        pred8 = to_uint8(pred)
-        if run.cfg.exposure_anchor > 0:  # what the enhancer outputs (lowlight/inference/exposure.py)
-            pred8 = anchor_exposure(pred8, data.mapped[i], run.cfg.exposure_anchor)
+        pred, pred8 = val_output(model, data, i, device, run.amp, run.cfg.exposure_anchor)
         sums += torch.tensor([float(run.loss_fn(pred.float(), y)), float(psnr(pred8, data.targets[i])),
                               float(ssim(pred8, data.targets[i])), 1.0], dtype=torch.float64, device=device)
     if run.ranks.world > 1:
