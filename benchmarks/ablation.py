@@ -53,7 +53,9 @@ def run_one(args, p, model: str, inputs: str) -> dict:
     result_file = args.out / f"{model}__{inputs.replace('+', '_')}.json"
     cfg = dataclasses.replace(p.train, model=model, model_args={} if model != p.train.model else p.train.model_args,
                               inputs=inputs, time_budget_min=args.budget_min, epochs=10_000,
-                              steps_per_epoch=args.steps_per_epoch)
+                              steps_per_epoch=args.steps_per_epoch,
+                              # without a mapped image there is no exposure to anchor to or train towards
+                              **({"exposure_anchor": 0.0, "target_exposure": "reference"} if inputs == "low" else {}))
     settings = {"train": to_dict(cfg), "seed": p.base.seed, "data": str(args.data.resolve())}
     if result_file.exists() and not args.force:
         done = json.loads(result_file.read_text())

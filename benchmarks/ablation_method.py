@@ -17,7 +17,9 @@ does not), otherwise with ``params.yaml``'s ``train`` section. Rows:
   (``--data-without-extra`` / ``--mapped-without-extra``);
 * ``color_term``: ``train.color_weight: 1`` (an L1 term on each image's channel means);
 * ``no_anchor``: ``train.exposure_anchor: 0`` (the network's own brightness, not pulled
-  towards the mapping's; ``lowlight/inference/exposure.py``).
+  towards the mapping's; ``lowlight/inference/exposure.py``);
+* ``reference_exposure``: ``train.target_exposure: reference`` (the training targets at the
+  references' own exposure, not scaled to the mapped image's; ``lowlight/training/data.py``).
 
 Scores come from the best checkpoint run on every `val` image, after its exposure anchor
 as the enhancer applies it, through :func:`lowlight.evaluation.scores.score_pair` (uint8
@@ -52,6 +54,7 @@ ROWS = {
     "no_extra_data": {"data": "data_without_extra", "mapped": "mapped_without_extra"},
     "color_term": {"color_weight": 1.0},
     "no_anchor": {"exposure_anchor": 0.0},
+    "reference_exposure": {"target_exposure": "reference"},
 }
 
 

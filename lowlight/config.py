@@ -170,9 +170,13 @@ class TrainConfig:
     loss: Literal[LOSS_NAMES] = "l1_ssim"
     color_weight: float = param(0.0, ge=0, help="weight of an L1 term on each image's channel means (global "
                                                 "brightness and colour), added to train.loss; 0 = off")
-    exposure_anchor: float = param(0.75, ge=0, le=1, help="pull the network's output towards the mapped image's "
+    exposure_anchor: float = param(1.0, ge=0, le=1, help="pull the network's output towards the mapped image's "
                                    "brightness: 0 = the network's own, 1 = the mapping's "
                                    "(lowlight/inference/exposure.py); applied in validation and by the enhancer")
+    target_exposure: Literal["reference", "mapped"] = param(
+        "mapped", help="the training targets' overall brightness: reference = as shot; mapped = each "
+        "reference scaled to its mapped image's grey mean, so the network learns everything but the exposure, "
+        "which the quantile model decides (lowlight/training/data.py)")
     lr: float = param(2e-3, gt=0, le=1)
     weight_decay: float = param(1e-4, ge=0)
     epochs: int = param(30, ge=1)
@@ -197,9 +201,14 @@ class TrainConfig:
     examples: int = param(4, ge=0, help="validation images in the sample grid")
 
     def __post_init__(self):
-        if self.exposure_anchor > 0 and self.inputs == "low":
-            raise ConfigError("train.exposure_anchor: needs the mapped image, but train.inputs is 'low'; "
-                              "use inputs low+mapped or mapped, or exposure_anchor 0")
+        if self.inputs == "low":  # no mapped image: nothing to anchor to, nor to take the exposure from
+            need = [f"train.{k} ({v!r})" for k, v, off in (("exposure_anchor", self.exposure_anchor, 0.0),
+                                                          ("target_exposure", self.target_exposure, "reference"))
+                    if v != off]
+            if need:
+                verb = "need" if len(need) > 1 else "needs"
+                raise ConfigError(f"{' and '.join(need)} {verb} the mapped image, but train.inputs is 'low'; use inputs "
+                                  "low+mapped or mapped, or exposure_anchor: 0 and target_exposure: reference")
 
 
 @dataclass(frozen=True)

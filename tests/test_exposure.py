@@ -64,10 +64,12 @@ def test_large_image_in_bands():
 
 
 def test_config_needs_the_mapped_image():
-    assert TrainConfig().exposure_anchor == 0.75
-    TrainConfig(inputs="low", exposure_anchor=0.0)
-    with pytest.raises(ConfigError, match="train.exposure_anchor"):
+    assert TrainConfig().exposure_anchor == 1.0
+    TrainConfig(inputs="low", exposure_anchor=0.0, target_exposure="reference")
+    with pytest.raises(ConfigError, match=r"train.exposure_anchor \(1.0\) and train.target_exposure \('mapped'\) need"):
         TrainConfig(inputs="low")
+    with pytest.raises(ConfigError, match=r"^train.target_exposure \('mapped'\) needs the mapped image"):
+        TrainConfig(inputs="low", exposure_anchor=0.0)
 
 
 @pytest.fixture(scope="module")

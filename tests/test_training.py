@@ -266,7 +266,8 @@ def test_stage_script_runs(data, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(
         "base: {seed: 1, device: cpu, threads: 1}\n"
-        "train: {model: llcnn_small, model_args: {channels: 4, modules: 1}, inputs: low, exposure_anchor: 0, loss: mse_mae, epochs: 1,"
+        "train: {model: llcnn_small, model_args: {channels: 4, modules: 1}, inputs: low, exposure_anchor: 0,"
+        " target_exposure: reference, loss: mse_mae, epochs: 1,"
         " batch_size: 3, crop_size: 24, examples: 1}\n")
     out = tmp_path / "out"
     cmd = [sys.executable, str(REPO / "stages" / "train.py"), "--params", str(params), "--data", str(data[0]),
@@ -388,3 +389,37 @@ def test_a_fine_tune_never_saves_worse_weights_than_it_started_from(data, tmp_pa
     b = load_checkpoint(start)[0].state_dict()
     assert all(torch.equal(a.state_dict()[k], b[k]) for k in b)
     assert meta["metrics"]["epoch"] == 0
+
+
+def test_target_exposure_mapped_scales_the_train_targets_only(data, tmp_path, monkeypatch):
+    from lowlight.evaluation.scores import grey_mean
+    from lowlight.training import build
+    from lowlight.training.data import at_mapped_exposure
+
+    prepared, mapped = data
+    split = load_split(prepared, mapped, "train", "low+mapped")
+    scaled = at_mapped_exposure(split)
+    for ref, m, t in zip(split.targets, split.mapped, scaled.targets):
+        gain = np.float32(grey_mean(m) / grey_mean(ref))  # one gain per image: the mapped image's exposure
+        assert np.array_equal(t, np.clip(np.rint(ref.astype(np.float32) * gain), 0, 255).astype(np.uint8))
+        assert abs(grey_mean(t) - grey_mean(m)) < abs(grey_mean(ref) - grey_mean(m)) / 2
+    assert all(np.array_equal(a, b) for a, b in zip(split.inputs, scaled.inputs))
+
+    seen = {}
+    real = build.CropDataset
+    monkeypatch.setattr(build, "CropDataset", lambda inputs, targets, *a, **k: seen.setdefault("t", targets) and
+                        real(inputs, targets, *a, **k))
+    run(data, tmp_path / "mapped_exposure", replace(CFG, epochs=1, target_exposure="mapped"))
+    assert all(np.array_equal(a, b) for a, b in zip(seen["t"], scaled.targets))
+    # validation still scores against the references as shot
+    from lowlight.training.validation import val_output
+
+    summary = json.loads((tmp_path / "mapped_exposure" / "metrics.json").read_text())
+    model, meta = load_checkpoint(tmp_path / "mapped_exposure" / "models" / "model.pt", "cpu")
+    val = load_split(prepared, mapped, "val", "low+mapped")
+    alpha = meta["params"]["train"]["exposure_anchor"]
+    scores = [psnr(val_output(model, val, i, torch.device("cpu"), exposure_anchor=alpha)[1], val.targets[i])
+              for i in range(len(val))]
+    assert summary["best_val_psnr"] == pytest.approx(float(np.mean(scores)), abs=1e-6)
+    with pytest.raises(ValueError, match="train.target_exposure"):
+        replace(CFG, inputs="low", exposure_anchor=0.0)

@@ -17,7 +17,8 @@ from lowlight.models.devices import Ranks, amp_dtype
 from lowlight.training.losses import build_loss
 from lowlight.models import ModelError, build_model, list_models
 from lowlight.models.context import uses_context
-from lowlight.training.data import CropDataset, check_crop, contexts, fingerprint, input_channels, load_split
+from lowlight.training.data import (CropDataset, at_mapped_exposure, check_crop, contexts, fingerprint, input_channels,
+                                    load_split)
 from lowlight.training.state import Run, TrainJob, ema_step
 
 __all__ = ["build"]
@@ -65,6 +66,8 @@ def build(job: TrainJob, ranks: Ranks, device: torch.device) -> Run:
     model = _build_model(cfg, base)  # first: a bad train.model stops before any data is read
     train_data = load_split(data_root, mapped_root, "train", cfg.inputs)
     val_data = load_split(data_root, mapped_root, "val", cfg.inputs)
+    if cfg.target_exposure == "mapped":  # train targets only: validation scores against the references as shot
+        train_data = at_mapped_exposure(train_data)
     check_crop(train_data, cfg.crop_size)
     if cfg.loss == "l1_ssim" and cfg.crop_size < 11:
         raise ConfigError(f"train.crop_size {cfg.crop_size} is below the 11-pixel SSIM window of loss l1_ssim")

@@ -16,10 +16,18 @@ The network input is built by :func:`stack_inputs` from the low image and the
 histogram-mapped image (``data/mapped/<split>/<stem>.png``) according to
 ``train.inputs``; the channel order is ``[low, mapped]``, so the mapped image
 is always the last three channels (the residual U-Net adds to them).
+
+With ``train.target_exposure: mapped`` (:func:`at_mapped_exposure`) each training
+target is first scaled, one gain per image, to its mapped image's grey mean: the
+reference as it would look at the exposure the quantile model chose. The loss then
+holds no term the network cannot learn from a few hundred scenes (their exposure,
+which the dark photo predicts poorly) and the enhancer's exposure anchor
+(:mod:`lowlight.inference.exposure`) has nothing left to undo.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +40,10 @@ from lowlight.config import INPUT_KINDS
 from lowlight.errors import DataError
 from lowlight.imageio import ImageError, read_rgb
 from lowlight.data.pairs import load_pairs
+from lowlight.inference.exposure import anchor_exposure
 
 __all__ = ["INPUT_CHANNELS", "input_channels", "stack_inputs", "to_tensor", "SplitData", "load_split",
-           "check_crop", "fingerprint", "contexts", "CropDataset"]
+           "at_mapped_exposure", "check_crop", "fingerprint", "contexts", "CropDataset"]
 
 INPUT_CHANNELS = {kind: 3 * len(kind.split("+")) for kind in INPUT_KINDS}  # RGB per image fed
 
@@ -120,6 +129,14 @@ def load_split(data_root: str | Path, mapped_root: str | Path | None, split: str
         lows = [s[..., :3] for s in stacked]
         mapped = [s[..., 3:] for s in stacked]
     return SplitData(split, inputs, stems, stacked, highs, lows, mapped)
+
+
+def at_mapped_exposure(data: SplitData) -> SplitData:
+    """``data`` with each target scaled by ``grey(mapped) / grey(target)`` (rounded, clipped; at most
+    :data:`lowlight.inference.exposure.MAX_GAIN`), the gain the anchor gives at ``alpha = 1``."""
+    if data.mapped is None:
+        raise ValueError(f"{data.split}: target exposure 'mapped' needs the mapped images")
+    return dataclasses.replace(data, targets=[anchor_exposure(t, m, 1.0) for t, m in zip(data.targets, data.mapped)])
 
 
 def check_crop(data: SplitData, crop_size: int) -> None:
