@@ -224,7 +224,7 @@ def run_name(stage: str) -> str:
 
 
 def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"{signal.Signals(signum).name}")
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @contextlib.contextmanager
