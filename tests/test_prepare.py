@@ -453,7 +453,7 @@ def test_too_few_photos_for_three_splits(tmp_path):
 
 def test_demo_photos_are_installed_well_lit_rgb():
     photos = prep.demo_photo_paths()
-    assert len(photos) == 8 and len({g for g, _, _ in photos}) == 7
+    assert len(photos) == 9 and len({g for g, _, _ in photos}) == 8
     for _, path, _ in photos:
         im = Image.open(path)
         assert im.mode == "RGB", path
@@ -464,7 +464,7 @@ def test_demo_source_small(tmp_path):
     cfg = DataConfig(source="demo", max_size=48, pairs_per_image=2)
     a, b = tmp_path / "a", tmp_path / "b"
     s = prep.prepare(cfg, seed=0, out=a)
-    assert s["photos"] == 8 and s["pairs"] == 16
+    assert s["photos"] == 9 and s["pairs"] == 18
     assert s["val_groups"] >= 1 and s["test_groups"] >= 1
     assert s["train_pairs"] > s["val_pairs"] and s["train_pairs"] > s["test_pairs"]
     rows = assert_manifest_matches_files(a)

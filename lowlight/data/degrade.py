@@ -15,6 +15,13 @@ Low-light Raw Denoising", CVPR 2020), reduced to what matters for 8-bit output:
 5. Gaussian read noise of std ``read_noise`` in linear light (white = 1);
 6. clip to [0, 1], back to sRGB and 8-bit quantisation (round to nearest).
 
+With ``uneven > 0`` that share of the draws is lit unevenly: step 3 multiplies by a
+smooth illumination field (:mod:`lowlight.data.illumination`: soft lights, a window,
+gradients, vignetting, mixed colour temperatures, up to 1:``light_ratio_max``) whose
+brightest point gets the exposure, drawn log-uniformly in
+``[exposure_min, peak_exposure_max]``. The noise of steps 4-5 then follows each pixel's
+own signal level, so the shadows of a backlit scene are as noisy as a dark photo.
+
 Because shot noise has std ``sqrt(signal / full_well)``, the signal-to-noise
 ratio falls as ``sqrt(exposure)``: darker draws are also noisier, as in real
 photos. Everything is vectorised over the whole image; randomness comes only
@@ -29,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lowlight.config import DegradeConfig
+from lowlight.data.illumination import LightField, illumination, sample_field
 
 __all__ = ["Degradation", "srgb_to_linear", "linear_to_srgb", "sample_degradation", "apply_degradation",
            "darken"]
@@ -40,6 +48,7 @@ class Degradation:
 
     exposure: float  # linear factor applied to the light, e.g. 0.05 = 1/20
     gains: tuple[float, float, float]  # per-channel colour-cast gains (R, G, B)
+    field: LightField | None = None  # uneven light (None: the same exposure everywhere)
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
@@ -56,12 +65,23 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
                     1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055)
 
 
-def sample_degradation(cfg: DegradeConfig, rng: np.random.Generator) -> Degradation:
-    """Draw an exposure factor (log-uniform) and colour-cast gains (uniform)."""
+def sample_degradation(cfg: DegradeConfig, rng: np.random.Generator, aspect: float = 1.0) -> Degradation:
+    """Draw an exposure factor (log-uniform), colour-cast gains (uniform) and, for a share
+    ``cfg.uneven`` of the draws, an illumination field for an image of ``aspect`` = height / width.
+
+    With ``uneven == 0`` the generator is consumed exactly as before the field existed, so
+    older prepared data reproduces bit for bit.
+    """
     lo, hi = np.log(cfg.exposure_min), np.log(cfg.exposure_max)
     exposure = float(np.exp(rng.uniform(lo, hi))) if hi > lo else float(cfg.exposure_min)
     gains = rng.uniform(1 - cfg.color_cast, 1 + cfg.color_cast, 3)
-    return Degradation(exposure=exposure, gains=tuple(float(g) for g in gains))
+    field = None
+    if cfg.uneven > 0 and rng.uniform() < cfg.uneven:
+        top = np.log(max(cfg.peak_exposure_max, cfg.exposure_min))
+        exposure = float(np.exp(rng.uniform(np.log(cfg.exposure_min), top)))
+        field = sample_field(rng, aspect, cfg.light_ratio_max, cfg.lights_max, cfg.window, cfg.vignette_max,
+                             cfg.white_shift)
+    return Degradation(exposure=exposure, gains=tuple(float(g) for g in gains), field=field)
 
 
 def apply_degradation(rgb: np.ndarray, d: Degradation, cfg: DegradeConfig,
@@ -71,6 +91,8 @@ def apply_degradation(rgb: np.ndarray, d: Degradation, cfg: DegradeConfig,
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected a uint8 H x W x 3 image, got {rgb.dtype} {rgb.shape}")
     linear = srgb_to_linear(rgb / 255.0) * np.asarray(d.gains)
+    if d.field is not None:
+        linear *= illumination(rgb.shape[0], rgb.shape[1], d.field)
     electrons = rng.poisson(np.clip(linear, 0, None) * (d.exposure * cfg.full_well))
     dark = electrons / cfg.full_well
     if cfg.read_noise > 0:
@@ -86,6 +108,6 @@ def darken(rgb_uint8: np.ndarray, cfg: DegradeConfig, rng: np.random.Generator,
     With ``return_params=True`` returns ``(image, Degradation)`` so callers can
     record the exposure and gains that were drawn.
     """
-    d = sample_degradation(cfg, rng)
+    d = sample_degradation(cfg, rng, rgb_uint8.shape[0] / max(rgb_uint8.shape[1], 1))
     out = apply_degradation(rgb_uint8, d, cfg, rng)
     return (out, d) if return_params else out

@@ -43,10 +43,12 @@ def _extra_clean_jobs(cfg: DataConfig, primary: list[Job], workers: int) -> tupl
     infos = inspect_all(files, workers, problems)
     if problems:
         raise DataError(problems, header=header)
-    if cfg.extra_clean_holdout >= len(files):
-        raise DataError(f"data.extra_clean_holdout is {cfg.extra_clean_holdout} but data.extra_clean_path "
+    if cfg.extra_clean_holdout + cfg.extra_clean_val >= len(files):
+        raise DataError(f"data.extra_clean_holdout + data.extra_clean_val is "
+                        f"{cfg.extra_clean_holdout + cfg.extra_clean_val} but data.extra_clean_path "
                         f"({root}) has {len(files)} photo(s); hold out fewer so some are left to train on")
     held = set(heldout_photos([f.path for f in files], cfg.extra_clean_holdout))
+    val = set(heldout_photos([f.path for f in files], cfg.extra_clean_holdout + cfg.extra_clean_val)) - held
     held_pixels = {infos[p].pixels for p in held}
     primary_splits: dict[str, set[str]] = defaultdict(set)
     for job in primary:
@@ -63,12 +65,13 @@ def _extra_clean_jobs(cfg: DataConfig, primary: list[Job], workers: int) -> tupl
         if px in held_pixels:  # a copy of a held-out photo under another name
             twins += 1
             continue
-        leak = sorted(primary_splits.get(px, set()) - {"train"})
+        split = "val" if f.path in val else "train"
+        leak = sorted(primary_splits.get(px, set()) - {split})
         if leak:
             problems.append(f"{f.path}: same pixels as a {'/'.join(leak)} image of data.source {cfg.source}; "
-                            "training on it would leak into that split")
+                            f"using it in {split} would leak into that split")
             continue
-        jobs.append(Job(split="train", group=f"clean:{f.path.stem}", high=f, pixels=px,
+        jobs.append(Job(split=split, group=f"clean:{f.path.stem}", high=f, pixels=px,
                          stems=[f"clean_{f.path.stem}_{k}" for k in range(cfg.extra_pairs_per_image)]))
     if problems:
         raise DataError(problems, header=header)
@@ -105,10 +108,11 @@ def _identity_jobs(jobs: list[Job], fraction: float, seed: int,
 
 def add_extras(cfg: DataConfig, seed: int, jobs: list[Job],
                 workers: int) -> tuple[list[Job], list[str], dict, list[str]]:
-    """The primary source's jobs plus the extra clean-photo and identity pairs (all in train)."""
+    """The primary source's jobs plus the extra clean-photo pairs (train, and val for
+    ``data.extra_clean_val``) and the identity pairs (train)."""
     extra, heldout, counts = _extra_clean_jobs(cfg, jobs, workers)
     identity, notes = _identity_jobs(jobs + extra, cfg.identity_fraction, seed,
-                                     extra if cfg.extra_identity else ())
+                                     [j for j in extra if j.split == "train"] if cfg.extra_identity else ())
     counts["identity_pairs"] = len(identity)
     if counts.get("extra_clean_heldout_copies"):
         notes.append(f"{counts['extra_clean_heldout_copies']} photo(s) in data.extra_clean_path are copies of "

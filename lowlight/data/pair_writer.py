@@ -84,9 +84,10 @@ def write_job(job: Job, tmp: Path, cfg: DataConfig, seed: int) -> list[dict]:
                        exposure="", gain_r="", gain_g="", gain_b="")
         elif job.low is None:
             rng = rng_for(seed, f"degrade:{stem}")
-            d: Degradation = sample_degradation(cfg.degrade, rng)
+            d: Degradation = sample_degradation(cfg.degrade, rng, high.shape[0] / high.shape[1])
             low_png = encode_png(apply_degradation(high, d, cfg.degrade, rng))
-            row.update(low_source=f"synthetic:{job.high.rel}", kind="synthetic", exposure=f"{d.exposure:.6g}",
+            row.update(low_source=f"synthetic:{job.high.rel}", kind="synthetic" if d.field is None else "uneven",
+                       exposure=f"{d.exposure:.6g}",
                        gain_r=f"{d.gains[0]:.6g}", gain_g=f"{d.gains[1]:.6g}", gain_b=f"{d.gains[2]:.6g}")
         else:
             low_png = encode_png(read_rgb(job.low.real))

@@ -98,6 +98,7 @@ DEMO_PHOTOS: tuple[tuple[str, str, str], ...] = (
     ("motorcycle", "skimage", "data/motorcycle_right.png"),
     ("china", "sklearn", "datasets/images/china.jpg"),
     ("flower", "sklearn", "datasets/images/flower.jpg"),
+    ("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
 )
 
 # --------------------------------------------------------------------------- sources
