@@ -27,7 +27,7 @@ from lowlight.config import load_params
 from lowlight.errors import DataError, report_user_errors
 from lowlight.evaluation.scores import psnr, ssim
 from lowlight.histbranch.histmap import map_image
-from lowlight.histbranch.histogram import percentiles
+from lowlight.histbranch.quantile_features import targets
 from lowlight.imageio import read_rgb, write_image
 from lowlight.data.pairs import SPLITS, list_pairs
 from lowlight.histbranch.cross_fit import read_predictions
@@ -84,7 +84,7 @@ def map_all(args: argparse.Namespace, cfg) -> dict:
                 psnrs.append(psnr(mapped, high))
                 ssims.append(ssim(mapped, high))
                 if split != "train":
-                    oracle.append(psnr(map_image(low, percentiles([high])[0], cfg), high))
+                    oracle.append(psnr(map_image(low, targets([high], regions=model.cfg.regions)[0], cfg), high))
             metrics[f"{split}_images"] = len(pairs)
             if pairs:
                 metrics[f"{split}_psnr"] = float(np.mean(psnrs))

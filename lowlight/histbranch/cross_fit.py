@@ -44,17 +44,22 @@ def cross_fit(x: np.ndarray, y: np.ndarray, groups: Sequence[str], cfg: Quantile
 
 
 def write_predictions(path: str | Path, stems: Sequence[str], pred: np.ndarray, levels: np.ndarray) -> None:
-    """Percentile predictions as CSV: ``stem, channel, p000 ... p100`` (one row per image and channel)."""
+    """Percentile predictions as CSV: ``stem, channel, p000 ... p100``, one row per image and channel;
+    per-cell predictions ``(N, G, G, 3, K)`` name the cell after the channel (``r:row:col``)."""
     lines = ["stem,channel," + ",".join(f"p{int(p):03d}" for p in levels)]
     for stem, q in zip(stems, pred):
-        for c, name in enumerate("rgb"):
-            lines.append(f"{stem},{name}," + ",".join(f"{v:.4f}" for v in q[c]))
+        cells = q.reshape(-1, 3, q.shape[-1])
+        g = int(round(np.sqrt(cells.shape[0])))
+        for k, cell in enumerate(cells):
+            where = "" if q.ndim == 2 else f":{k // g}:{k % g}"
+            for c, name in enumerate("rgb"):
+                lines.append(f"{stem},{name}{where}," + ",".join(f"{v:.4f}" for v in cell[c]))
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
 
 def read_predictions(path: str | Path, levels: int) -> dict[str, np.ndarray]:
-    """``{stem: (3, K)}`` from :func:`write_predictions`'s CSV; a malformed file is a DataError naming it."""
+    """``{stem: (3, K)}`` (or ``(G, G, 3, K)`` per cell) from :func:`write_predictions`'s CSV; a malformed file is a DataError naming it."""
     import csv
 
     path = Path(path)
@@ -62,11 +67,19 @@ def read_predictions(path: str | Path, levels: int) -> dict[str, np.ndarray]:
     try:
         with open(path, newline="") as fh:
             rows = list(csv.reader(fh))
+        parsed = []
         for row in rows[1:]:
-            stem, channel, values = row[0], "rgb".index(row[1]), [float(v) for v in row[2:]]
+            name, *cell = row[1].split(":")
+            values = [float(v) for v in row[2:]]
             if len(values) != levels:
                 raise ValueError(f"{len(values)} percentiles where {levels} were expected")
-            out.setdefault(stem, np.full((3, levels), np.nan))[channel] = values
+            parsed.append((row[0], tuple(int(i) for i in cell), "rgb".index(name), values))
+        g = 1 + max((max(cell) for _, cell, _, _ in parsed if cell), default=-1)
+        for stem, cell, channel, values in parsed:
+            if len(cell) not in ((0,) if g == 0 else (2,)):
+                raise ValueError(f"row {stem!r} mixes whole-photo and per-cell predictions")
+            shape = (3, levels) if g == 0 else (g, g, 3, levels)
+            out.setdefault(stem, np.full(shape, np.nan))[(*cell, channel)] = values
     except (OSError, ValueError, IndexError) as exc:
         raise DataError([f"{path}: not a percentile-prediction file ({exc})"],
                         header="cannot read the out-of-fold predictions") from exc

@@ -211,8 +211,10 @@ def _check_inputs(low: np.ndarray, percentiles: np.ndarray) -> np.ndarray:
         desc = f"{low.dtype} {low.shape}" if isinstance(low, np.ndarray) else type(low).__name__
         raise ValueError(f"map_image expects a uint8 H x W x 3 RGB image, got {desc}")
     q = np.asarray(percentiles, dtype=np.float64)
-    if q.ndim != 2 or q.shape[0] != 3 or q.shape[1] < 2:
-        raise ValueError(f"map_image expects percentiles of shape (3, K), got {q.shape}")
+    whole = q.ndim == 2 and q.shape[0] == 3
+    local = q.ndim == 4 and q.shape[0] == q.shape[1] and q.shape[2] == 3
+    if not (whole or local) or q.shape[-1] < 2:
+        raise ValueError(f"map_image expects percentiles of shape (3, K) or per cell (G, G, 3, K), got {q.shape}")
     if not np.all(np.isfinite(q)):
         raise ValueError("map_image got non-finite percentiles")
     return q
@@ -235,13 +237,27 @@ def map_to_histogram(low: np.ndarray, pdf: np.ndarray) -> np.ndarray:
 
 
 def map_image(low: np.ndarray, percentiles: np.ndarray, cfg: HistmapConfig) -> np.ndarray:
-    """Map ``low`` (uint8 H x W x 3) onto the histogram described by ``percentiles`` (3, K)."""
+    """Map ``low`` (uint8 H x W x 3) onto the histogram described by ``percentiles`` (3, K), or
+    each cell of a grid onto its own for per-cell percentiles (G, G, 3, K) (local exposure)."""
     q = _check_inputs(low, percentiles)
+    if q.ndim == 4:
+        return _map_local(low, q, cfg)
     if cfg.space == "rgb":
         return map_to_histogram(low, target_pdf(q, cfg))
     if cfg.space == "luminance":
         return _map_luminance(low, q, cfg)
     raise ValueError(f"unknown histmap space {cfg.space!r}")
+
+
+def _map_local(low: np.ndarray, q: np.ndarray, cfg: HistmapConfig) -> np.ndarray:
+    """Each cell of the grid onto its own predicted histogram, the tables blended bilinearly
+    between cell centres (:mod:`lowlight.histbranch.regions`)."""
+    from lowlight.histbranch.regions import blend_tables, region_counts
+
+    if cfg.space != "rgb":
+        raise ValueError(f"per-cell percentiles map in histmap.space 'rgb' only, not {cfg.space!r}")
+    luts = match_lut(region_counts(low, q.shape[0]), target_pdf(q, cfg))
+    return blend_tables(low, luts)
 
 
 def _map_luminance(low: np.ndarray, q: np.ndarray, cfg: HistmapConfig) -> np.ndarray:

@@ -10,22 +10,39 @@ Rows are (image, channel) pairs. Features (see :func:`feature_names`):
   the signal say how short the exposure was, which the histogram alone cannot;
 * ``grid``: mean luma on a ``grid x grid`` layout, raw and relative to the image mean
   (where the light falls says something about how the scene would look lit).
+
+With ``regions = G > 1`` (local exposure, :mod:`lowlight.histbranch.regions`) the rows are
+(image, cell, channel): the cell's own features as above (no grid inside a cell), then
+the whole photo's row prefixed ``img_``, then the cell's centre (``cell_y``, ``cell_x``
+in [0, 1]). Features are ``(N, G, G, 3, F)`` and targets ``(N, G, G, 3, K)``, the cells'
+own well-lit percentiles.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
 
 from lowlight.config import QuantilesConfig
 from lowlight.histbranch.histogram import LEVELS, normalized_histograms, percentile_levels, percentiles, percentiles_from_counts, pil_view
+from lowlight.histbranch.region_features import cell_rows, fast_enough
+from lowlight.histbranch.regions import cell_bounds, cells, local_config, region_targets
 
-__all__ = ["feature_names", "image_features", "features", "targets", "own_percentiles"]
+__all__ = ["feature_names", "image_features", "region_features", "features", "targets", "own_percentiles"]
 
 
 def feature_names(cfg: QuantilesConfig, step: int = 5) -> list[str]:
-    """Column names of :func:`image_features` rows, in order."""
+    """Column names of the feature rows, in order (:func:`image_features`, or :func:`region_features`
+    for ``cfg.regions > 1``)."""
+    if cfg.regions > 1:
+        whole = [f"img_{n}" for n in _image_feature_names(replace(cfg, regions=1), step)]
+        return _image_feature_names(local_config(cfg), step) + whole + ["cell_y", "cell_x"]
+    return _image_feature_names(cfg, step)
+
+
+def _image_feature_names(cfg: QuantilesConfig, step: int) -> list[str]:
     q = [f"{int(p):03d}" for p in percentile_levels(step)]
     names = [f"hist{i:03d}" for i in range(cfg.bins)]
     names += [f"p{p}" for p in q] + ["is_r", "is_g", "is_b", "mean", "std"]
@@ -111,13 +128,41 @@ def image_features(img: np.ndarray, cfg: QuantilesConfig, step: int = 5) -> np.n
     return np.asarray(rows, dtype=np.float32)
 
 
+def region_features(img: np.ndarray, cfg: QuantilesConfig, step: int = 5) -> np.ndarray:
+    """Feature rows of one image's cells: ``(G, G, 3, n_features)`` float32 for ``G = cfg.regions``."""
+    g = cfg.regions
+    whole = image_features(img, replace(cfg, regions=1), step)
+    local = local_config(cfg)
+    h, w = img.shape[:2]
+    ys, xs = cell_bounds(h, g).mean(axis=1) / h, cell_bounds(w, g).mean(axis=1) / w
+    out = np.empty((g, g, 3, len(feature_names(cfg, step))), dtype=np.float32)
+    if fast_enough(h, w, g):
+        own = cell_rows(img, g, cfg.bins, cfg.bin_gamma, cfg.texture, step)
+    else:  # a few pixels a cell: each crop's own features
+        own = np.asarray([[image_features(np.ascontiguousarray(c), local, step) for c in row] for row in cells(img, g)])
+    f = own.shape[-1]
+    out[..., :f] = own
+    out[..., f:-2] = whole
+    out[..., -2] = ys[:, None, None]
+    out[..., -1] = xs[None, :, None]
+    return out
+
+
 def features(images: Sequence[np.ndarray], cfg: QuantilesConfig, step: int = 5) -> np.ndarray:
-    """Feature rows of many images: ``(N, 3, n_features)`` float32."""
+    """Feature rows of many images: ``(N, 3, n_features)`` float32, or ``(N, G, G, 3, n_features)``
+    with ``cfg.regions = G > 1``."""
+    cell = () if cfg.regions == 1 else (cfg.regions, cfg.regions)
     if len(images) == 0:
-        return np.zeros((0, 3, len(feature_names(cfg, step))), dtype=np.float32)
-    return np.stack([image_features(img, cfg, step) for img in images])
+        return np.zeros((0, *cell, 3, len(feature_names(cfg, step))), dtype=np.float32)
+    one = image_features if cfg.regions == 1 else region_features
+    return np.stack([one(img, cfg, step) for img in images])
 
 
-def targets(highs: Sequence[np.ndarray], step: int = 5) -> np.ndarray:
-    """The well-lit images' percentiles: ``(N, 3, K)``."""
-    return percentiles(highs, step)
+def targets(highs: Sequence[np.ndarray], step: int = 5, regions: int = 1) -> np.ndarray:
+    """The well-lit images' percentiles: ``(N, 3, K)``, or per cell ``(N, G, G, 3, K)`` for ``regions = G > 1``."""
+    if regions == 1:
+        return percentiles(highs, step)
+    k = len(percentile_levels(step))
+    if len(highs) == 0:
+        return np.zeros((0, regions, regions, 3, k))
+    return np.stack([region_targets(h, regions, step) for h in highs])

@@ -176,7 +176,7 @@ class QuantileModel:
         if len(lows) == 0:
             raise ValueError("cannot fit the quantile model on zero images")
         x = features(lows, self.cfg, self.step)
-        y = targets(highs, self.step)
+        y = targets(highs, self.step, self.cfg.regions)
         return self.fit_arrays(x, y, seed=seed, threads=threads)
 
     def fit_arrays(self, x: np.ndarray, y: np.ndarray, seed: int = 0, threads: int = 0) -> "QuantileModel":
@@ -211,17 +211,17 @@ class QuantileModel:
     # -- inference
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        """Percentiles ``(N, 3, K)`` from feature rows ``(N, 3, F)``."""
+        """Percentiles ``(..., 3, K)`` from feature rows ``(..., 3, F)`` (per cell for ``cfg.regions > 1``)."""
         if self.booster is None:
             raise RuntimeError("the quantile model is not fitted")
-        n = x.shape[0]
         raw = self.booster.inplace_predict(x.reshape(-1, x.shape[-1]))
-        raw = np.asarray(raw).reshape(n, 3, -1)
+        raw = np.asarray(raw).reshape(*x.shape[:-1], -1)
         own = own_percentiles(x, self.cfg, raw.shape[-1]) if self.cfg.target == "residual" else None
         return decode(raw, self.cfg.target, own)
 
     def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Predicted percentiles ``(N, 3, K)`` of the well-lit versions of ``images``."""
+        """Predicted percentiles ``(N, 3, K)`` of the well-lit versions of ``images``; per cell,
+        ``(N, G, G, 3, K)``, for ``cfg.regions = G > 1``."""
         return self.predict_features(features(images, self.cfg, self.step))
 
     # -- files
