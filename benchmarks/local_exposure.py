@@ -1,0 +1,175 @@
+"""Local exposure, measured four ways, for the shipped weights, an earlier revision's and classical baselines.
+
+(a) real dark photos (``../shared/datasets/dark``, no reference): on photos with mean
+    luma < 0.25 the share of crushed pixels (luma < 0.05), per group of photos (the
+    file-name prefix: DICM, NPE) and on average; on every photo the share of newly blown
+    pixels (luma > 0.98 beyond the input's); LOE against the input
+    (:mod:`lowlight.evaluation.exposure_measures`);
+(b) an uneven-light held-out paired set: the clean photos the prepare stage holds out
+    (``data.extra_clean_holdout``, never trained on) darkened by the training pairs'
+    low-light model with uneven light on every draw (``data.degrade`` of params.yaml with
+    ``uneven: 1``, seed 0): PSNR / SSIM;
+(c) well-lit held-out photos against themselves: the same held-out clean photos plus the
+    demo photos (never in the shipped weights' training set): mean PSNR and the count below 25 dB;
+(d) LOL ``val`` (``--lol-prepared``: a prepared LOL folder; pairs whose stem starts with
+    ``clean_`` are left out): PSNR / SSIM / GT-mean PSNR.
+
+    python benchmarks/local_exposure.py [--compare-rev 918cc0f] [--lol-prepared DIR] [--skip lol]
+
+``--compare-rev`` scores the weights shipped at that git revision beside today's
+(``git show REV:lowlight/weights/...``). Targets of the local-exposure issue: crushed
+<= 6 % on average and <= 10 % in every group, <= 1.5 % newly blown, LOE <= 400;
+(b) >= 21.5 dB / 0.64; (c) >= 30 dB, at most 3 below 25 dB; (d) no lower than before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def _old_weights(rev: str, tmp: Path) -> tuple[Path, Path]:
+    out = []
+    for name in ("quantiles.ubj", "model.pt"):
+        data = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:lowlight/weights/{name}"],
+                              capture_output=True, check=True).stdout
+        (tmp / name).write_bytes(data)
+        out.append(tmp / name)
+    return out[0], out[1]
+
+
+def _methods(args, tmp: Path) -> dict:
+    from lowlight.evaluation.baselines import clahe, gamma, lime
+    from lowlight.inference.enhancer import Enhancer, default_weights
+
+    methods = {"input": lambda x: x, "clahe": clahe, "gamma": gamma, "lime": lime}
+    if args.compare_rev:
+        q, n = _old_weights(args.compare_rev, tmp)
+        methods[f"shipped@{args.compare_rev}"] = Enhancer.from_files(q, n, device="cpu")
+    q, n = default_weights()
+    methods["shipped"] = Enhancer.from_files(args.quantile_model or q, args.weights or n, device="cpu")
+    return methods
+
+
+def _read(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def real_dark(methods: dict, folder: Path) -> None:
+    from lowlight.evaluation.exposure_measures import DARK_MEAN, crushed_share, loe, luma01, newly_blown
+
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    print(f"\n(a) real dark photos: {folder} ({len(photos)})")
+    print(f"{'method':<22} {'crushed %':>9} {'worst group':>16} {'newly blown %':>13} {'LOE':>6}")
+    images = [(p, _read(p)) for p in photos]
+    for name, fn in methods.items():
+        groups: dict[str, list[float]] = {}
+        crushed, blown, order = [], [], []
+        for p, rgb in images:
+            out = fn(rgb)
+            if luma01(rgb).mean() < DARK_MEAN:
+                crushed.append(crushed_share(out))
+                groups.setdefault(p.stem.split("_")[0], []).append(crushed[-1])
+            blown.append(newly_blown(rgb, out))
+            order.append(loe(rgb, out))
+        worst = max(groups.items(), key=lambda kv: np.mean(kv[1]))
+        print(f"{name:<22} {100 * np.mean(crushed):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
+              f"{100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
+
+
+def _heldout(folder: Path, n: int) -> list[Path]:
+    from lowlight.data.prepare import heldout_photos
+    from lowlight.imageio import is_image_file
+
+    return heldout_photos(sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)), n)
+
+
+def uneven(methods: dict, photos: list[Path], params: Path) -> None:
+    from lowlight.config import load_params
+    from lowlight.data.degrade import darken
+    from lowlight.evaluation.scores import psnr, ssim
+
+    cfg = replace(load_params(params).data.degrade, uneven=1.0)
+    rng = np.random.default_rng(0)
+    pairs = [(darken(h, cfg, rng), h) for h in (_read(p) for p in photos)]
+    print(f"\n(b) uneven light, {len(pairs)} held-out photos darkened with data.degrade (uneven 1, seed 0)")
+    print(f"{'method':<22} {'PSNR':>6} {'SSIM':>7}")
+    for name, fn in methods.items():
+        outs = [fn(low) for low, _ in pairs]
+        print(f"{name:<22} {np.mean([psnr(o, h) for o, (_, h) in zip(outs, pairs)]):6.2f} "
+              f"{np.mean([ssim(o, h) for o, (_, h) in zip(outs, pairs)]):7.4f}", flush=True)
+
+
+def well_lit(methods: dict, photos: list[Path]) -> None:
+    from lowlight.data.prepare import demo_photo_paths
+    from lowlight.evaluation.scores import psnr
+
+    images = [_read(p) for p in photos] + [_read(p) for _, p, _ in demo_photo_paths() if p.is_file()]
+    print(f"\n(c) well-lit photos against themselves: {len(photos)} held-out + {len(images) - len(photos)} demo")
+    print(f"{'method':<22} {'PSNR':>6} {'< 25 dB':>8} {'min':>6}")
+    for name, fn in methods.items():
+        if name in ("clahe", "gamma", "lime"):
+            continue
+        s = np.array([psnr(fn(x), x) for x in images])
+        print(f"{name:<22} {np.mean(s):6.2f} {int((s < 25).sum()):8d} {s.min():6.2f}", flush=True)
+
+
+def lol_val(methods: dict, root: Path) -> None:
+    from lowlight.data.pairs import list_pairs
+    from lowlight.evaluation.scores import score_pair
+
+    pairs = [p for p in list_pairs(root, "val") if not p.stem.startswith("clean_") and not p.stem.startswith("id_")]
+    print(f"\n(d) LOL val: {root} ({len(pairs)} pairs)")
+    print(f"{'method':<22} {'PSNR':>6} {'SSIM':>7} {'GT-mean':>8}")
+    data = [(_read(p.low), _read(p.high)) for p in pairs]
+    for name, fn in methods.items():
+        rows = [score_pair(fn(low), high) for low, high in data]
+        print(f"{name:<22} {np.mean([r['psnr'] for r in rows]):6.2f} {np.mean([r['ssim'] for r in rows]):7.4f} "
+              f"{np.mean([r['psnr_gt_mean'] for r in rows]):8.2f}", flush=True)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dark", type=Path, default=SHARED / "dark")
+    ap.add_argument("--clean", type=Path, default=SHARED / "BSDS500" / "train")
+    ap.add_argument("--holdout", type=int, default=20, help="data.extra_clean_holdout of the shipped training run")
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="data.degrade for (b)")
+    ap.add_argument("--lol-prepared", type=Path, help="a prepared LOL folder for (d); skipped without it")
+    ap.add_argument("--compare-rev", default="", help="also score the weights shipped at this git revision")
+    ap.add_argument("--weights", type=Path)
+    ap.add_argument("--quantile-model", type=Path)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["dark", "uneven", "well_lit", "lol"])
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        methods = _methods(args, Path(tmp))
+        held = _heldout(args.clean, args.holdout) if args.clean.is_dir() else []
+        if "dark" not in args.skip and args.dark.is_dir():
+            real_dark(methods, args.dark)
+        if "uneven" not in args.skip and held:
+            uneven(methods, held, args.params)
+        if "well_lit" not in args.skip:
+            well_lit(methods, held)
+        if "lol" not in args.skip and args.lol_prepared:
+            lol_val(methods, args.lol_prepared)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
