@@ -70,12 +70,24 @@ class DegradeConfig:
     full_well: float = param(1500.0, gt=0, help="photo-electrons at white before the exposure cut")
     read_noise: float = param(0.002, ge=0, le=0.5, help="read-noise std in linear light (white = 1)")
     color_cast: float = param(0.08, ge=0, lt=1, help="max relative per-channel gain deviation")
+    uneven: float = param(0.0, ge=0, le=1, help="share of darkened versions lit unevenly (lowlight.data.illumination)")
+    peak_exposure_max: float = param(1.0, gt=0, le=1, help="uneven light: largest exposure of the brightest point "
+                                     "(drawn log-uniformly from exposure_min)")
+    light_ratio_max: float = param(30.0, ge=2, le=1000, help="uneven light: largest brightest/darkest ratio in a photo")
+    lights_max: int = param(3, ge=1, le=8, help="uneven light: soft light sources, 1 to this many")
+    window: float = param(0.4, ge=0, le=1, help="uneven light: chance of a bright window or doorway region")
+    vignette_max: float = param(0.5, ge=0, lt=1, help="uneven light: largest fall-off at the corners")
+    white_shift: float = param(0.2, ge=0, lt=1, help="uneven light: largest colour-temperature shift of one light")
 
     def __post_init__(self):
         if self.exposure_min > self.exposure_max:
             raise ConfigError(
                 f"data.degrade.exposure_min ({self.exposure_min}) must be <= "
                 f"data.degrade.exposure_max ({self.exposure_max})")
+        if self.uneven > 0 and self.peak_exposure_max < self.exposure_min:
+            raise ConfigError(
+                f"data.degrade.peak_exposure_max ({self.peak_exposure_max}) must be >= "
+                f"data.degrade.exposure_min ({self.exposure_min})")
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,8 @@ class DataConfig:
     extra_pairs_per_image: int = param(2, ge=1, help="darkened versions of each extra clean photo")
     extra_clean_holdout: int = param(20, ge=0, help="extra clean photos never trained on (smallest "
                                                     "sha256 of the file name; listed in heldout.txt)")
+    extra_clean_val: int = param(0, ge=0, help="extra clean photos darkened into the val split instead of train "
+                                               "(the next smallest sha256 after the held-out ones)")
     identity_fraction: float = param(0.0, ge=0, le=1, help="identity pairs (high as low) added to train, "
                                                            "as a fraction of the train pairs")
     extra_identity: bool = param(False, help="also every extra clean train photo as an identity pair (well-lit "
@@ -128,6 +142,9 @@ class QuantilesConfig:
     bin_gamma: float = param(2.0, ge=1, le=4, help="bin edges at 256*t**gamma: >1 = finer at the dark end")
     texture: bool = True  # gradient and noise-level features
     grid: int = param(4, ge=0, le=16, help="mean luma on a grid x grid layout as features; 0 = off")
+    regions: int = param(1, ge=1, le=8, help="local exposure: predict the percentiles of each region of a "
+                         "regions x regions grid and blend their mappings (lowlight.histbranch.regions); 1 = one "
+                         "prediction for the whole photo")
     target: Literal["values", "increments", "residual"] = "residual"
     objective: Literal["squared_error", "quantile"] = "squared_error"
     quantile_alpha: float = param(0.5, gt=0, lt=1, help="pinball-loss quantile for objective=quantile")
@@ -143,6 +160,8 @@ class QuantilesConfig:
     cross_fit_folds: int = param(5, ge=0, le=20, help="K-fold out-of-fold predictions for the training images, "
                                                       "grouped as the split is (histmap maps train with them); 0 = off")
     examples: int = param(6, ge=0, help="validation images in the prediction plot")
+    keep_shipped: bool = param(True, help="also map val with the package's shipped quantile model and keep it "
+                                          "instead of the refit one when its val mapping PSNR is higher")
 
     def __post_init__(self):
         if self.cross_fit_folds == 1:
