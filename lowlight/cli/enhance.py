@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lowlight.cli.helptext import plain
+from lowlight.errors import UserError
 from lowlight.imageio import MAX_PIXELS, ImageError
 from lowlight.cli.output_plan import Job, plan_outputs
 
@@ -205,7 +206,7 @@ def _enhance_all(args, plan, enhancer) -> int:
             try:
                 _enhance_one(job, enhancer, args, max_pixels)
                 done += 1
-            except (ImageError, OSError, ValueError) as exc:
+            except (UserError, OSError, ValueError) as exc:  # imageio turns every decoder failure into ImageError
                 msg = str(exc) if str(job.src) in str(exc) else f"{job.src}: {exc}"
                 failed.append(msg)
                 tqdm.write(f"lowlight enhance: skipped {msg}", file=sys.stderr)
