@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 from lowlight.atomic import atomic_path
 from lowlight.colour import profile_fits, to_rgb
 from lowlight.errors import UserError
-from lowlight.metadata import EXIF_ERRORS, MARKER, ORIENTATION, marked_exif, photo_metadata
+from lowlight.metadata import EXIF_ERRORS, ORIENTATION, marked_exif, marked_pnginfo, photo_metadata
 
 __all__ = ["photo_metadata", "save_photo", "open_image_bytes", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "READ_FORMATS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
            "output_format", "read_rgb", "write_image", "LoadedImage", "load_image", "from_pil", "to_pil",
@@ -219,11 +219,8 @@ def _metadata_kwargs(img: Image.Image, fmt: str, metadata: dict) -> dict:
     icc = metadata.get("icc_profile")
     if profile_fits(icc, img.mode):
         out["icc_profile"] = icc
-    if fmt == "PNG":  # PNG's own place for the program that wrote it, beside the eXIf chunk
-        from PIL.PngImagePlugin import PngInfo
-
-        out["pnginfo"] = PngInfo()
-        out["pnginfo"].add_text("Software", MARKER)
+    if fmt == "PNG":  # beside the eXIf chunk, which few PNG readers look at
+        out["pnginfo"] = marked_pnginfo()
     return out
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from lowlight import __version__
 
-__all__ = ["MARKER", "SOFTWARE", "photo_metadata", "marked_exif", "written_by_lowlight"]
+__all__ = ["MARKER", "SOFTWARE", "photo_metadata", "marked_exif", "marked_pnginfo", "written_by_lowlight"]
 
 MARKER = f"lowlight {__version__}"
 SOFTWARE = 0x0131
@@ -89,6 +89,15 @@ def marked_exif(exif: bytes | None) -> bytes:
             out = Image.Exif()
     out[SOFTWARE] = MARKER
     return out.tobytes()
+
+
+def marked_pnginfo():
+    """A PNG text chunk ``Software: lowlight <version>``, PNG's own place for the program that wrote it."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", MARKER)
+    return info
 
 
 def written_by_lowlight(path: str | os.PathLike) -> bool:
