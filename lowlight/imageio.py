@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lowlight.atomic import atomic_path
+from lowlight.colour import profile_fits, to_rgb
 from lowlight.errors import UserError
+from lowlight.metadata import EXIF_ERRORS, ORIENTATION, marked_exif, marked_pnginfo, photo_metadata
 
-__all__ = ["photo_metadata", "save_photo", "open_image_bytes", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
+__all__ = ["photo_metadata", "save_photo", "open_image_bytes", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "READ_FORMATS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
            "output_format", "read_rgb", "write_image", "LoadedImage", "load_image", "from_pil", "to_pil",
            "open_image"]
 
@@ -30,7 +33,7 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 """The project's own formats: datasets, ``lowlight evaluate`` and folder scans everywhere."""
 
 
-def _pillow_formats() -> tuple[set[str], dict[str, str]]:
+def _pillow_formats() -> tuple[set[str], dict[str, str], list[str]]:
     """What ``lowlight enhance`` reads and writes: :data:`IMAGE_EXTENSIONS`, plus AVIF and
     JPEG 2000 where this Pillow has the codec, plus GIF for reading only: its 256 colours
     would band an enhanced photo, so a GIF needs ``--format``."""
@@ -42,10 +45,14 @@ def _pillow_formats() -> tuple[set[str], dict[str, str]]:
         write[".avif"] = "AVIF"
     if features.check("jpg_2000"):
         write[".jp2"] = "JPEG2000"
-    return set(write) | {".gif"}, write
+    # (Pillow's JPEG decoder also opens a camera's MPO, a JPEG that carries previews)
+    return set(write) | {".gif"}, write, sorted(set(write.values()) | {"GIF"})
 
 
-READ_EXTENSIONS, WRITE_FORMATS = _pillow_formats()
+READ_EXTENSIONS, WRITE_FORMATS, READ_FORMATS = _pillow_formats()
+"""READ_FORMATS: the only Pillow decoders an input or upload is handed to, whatever its name or
+bytes say. Pillow knows some forty formats; a PostScript file renamed ``holiday.jpg`` would
+otherwise reach Ghostscript, and each rarely used decoder is attack surface for nothing."""
 
 MAX_PIXELS = 50_000_000
 """lowlight's own pixel limit (50 megapixels, e.g. 8660 x 5773), checked from the header before
@@ -124,17 +131,41 @@ def open_image_bytes(data: bytes, where: str, max_pixels: int | None = MAX_PIXEL
     return _decode(io.BytesIO(data), where, max_pixels)
 
 
+# What Pillow's decoders raise on hostile or damaged bytes, besides OSError and ValueError: a bad
+# TIFF header gives struct.error or TypeError, a WebP's bad EXIF SyntaxError (red-team pass and
+# the fuzz in tests/test_faults_hostile.py). Each is the file's problem, never the program's.
+DECODER_ERRORS = (*EXIF_ERRORS, MemoryError)
+
+# signatures of documents that are not photos, to say what the file is instead of "unreadable"
+_DOCUMENTS = {b"%!PS": "a PostScript document", b"\xc5\xd0\xd3\xc6": "an EPS document", b"%PDF": "a PDF document"}
+
+
+def _not_a_photo(source) -> str:
+    """The refusal of a file none of :data:`READ_FORMATS` identifies."""
+    head = b""
+    try:
+        if isinstance(source, io.BytesIO):
+            head = source.getvalue()[:4]
+        else:
+            with open(source, "rb") as f:
+                head = f.read(4)
+    except OSError:
+        pass
+    kind = next((f"{what}, " for sig, what in _DOCUMENTS.items() if head.startswith(sig)), "")
+    return f"not a readable image ({kind}none of {', '.join(READ_FORMATS)}, whatever its extension says)"
+
+
 def _decode(source, where, max_pixels: int | None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(source)  # the header only
+            img = Image.open(source, formats=READ_FORMATS)  # the header only
             try:
                 _check_header(where, img, max_pixels)
-            except ImageError:
+                img.load()  # decode now so truncation is found here, not later
+            except BaseException:
                 img.close()
                 raise
-            img.load()  # decode now so truncation is found here, not later
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -143,13 +174,15 @@ def _decode(source, where, max_pixels: int | None) -> Image.Image:
         raise ImageError(where, f"image is too large to decode safely ({size}over Pillow's limit of "
                                f"{_pixels(Image.MAX_IMAGE_PIXELS or 0)}, Image.MAX_IMAGE_PIXELS; "
                                "--max-pixels raises both)") from exc
-    except OSError as exc:
-        msg = str(exc)
+    except Image.UnidentifiedImageError as exc:
+        raise ImageError(where, _not_a_photo(source)) from exc
+    except MemoryError as exc:
+        raise ImageError(where, "not enough memory to decode this image; lower --max-pixels or free memory") from exc
+    except DECODER_ERRORS as exc:
+        msg = " ".join(str(exc).split())[:200] or type(exc).__name__
         if "truncated" in msg.lower():
             raise ImageError(where, "image file is truncated") from exc
         raise ImageError(where, f"not a readable image ({msg})") from exc
-    except (ValueError, SyntaxError) as exc:
-        raise ImageError(where, f"not a readable image ({exc})") from exc
     return img
 
 
@@ -168,25 +201,49 @@ def read_rgb(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> np
 METADATA_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "AVIF")  # formats Pillow writes EXIF and ICC profiles into
 
 
-def save_photo(img: Image.Image, dst: str | os.PathLike, metadata: dict | None = None,
-               quality: int | None = None) -> None:
-    """Write an enhanced photo atomically as its extension says, with the input's EXIF and ICC profile
-    (:func:`photo_metadata`) where the format holds them; ``quality`` for JPEG, WebP and AVIF (default:
-    95, and lossless WebP). What ``lowlight enhance`` and ``lowlight app`` write."""
-    dst = Path(dst)
-    fmt = output_format(dst)  # the bytes are what the extension says
+def _writable(img: Image.Image, fmt: str) -> Image.Image:
+    """``img`` in a mode ``fmt`` stores as itself, so that the file opens in that same mode."""
     if fmt in ("JPEG", "BMP") and img.mode in ("RGBA", "LA"):
         img = img.convert("RGB" if img.mode == "RGBA" else "L")  # these formats have no alpha
     if img.mode == "I;16" and fmt not in ("PNG", "TIFF", "JPEG2000"):  # no 16-bit grey in the others
         img = Image.fromarray((np.asarray(img) // 257).astype(np.uint8))  # exact: 16-bit output is 257 * v
+    return img
+
+
+def _metadata_kwargs(img: Image.Image, fmt: str, metadata: dict) -> dict:
+    """The input's EXIF with lowlight's mark, and its ICC profile only where the pixels written are
+    in the profile's colour space (a CMYK profile on RGB pixels makes viewers misread them)."""
+    if fmt not in METADATA_FORMATS:
+        return {}
+    out = {"exif": marked_exif(metadata.get("exif"))}
+    icc = metadata.get("icc_profile")
+    if profile_fits(icc, img.mode):
+        out["icc_profile"] = icc
+    if fmt == "PNG":  # beside the eXIf chunk, which few PNG readers look at
+        out["pnginfo"] = marked_pnginfo()
+    return out
+
+
+def save_photo(img: Image.Image, dst: str | os.PathLike, metadata: dict | None = None,
+               quality: int | None = None) -> None:
+    """Write an enhanced photo atomically as its extension says, with the input's EXIF and ICC profile
+    (:func:`photo_metadata`) where the format holds them and they fit the pixels, and lowlight's mark
+    (:mod:`lowlight.metadata`); ``quality`` for JPEG, WebP and AVIF (default: 95, and lossless WebP).
+    What ``lowlight enhance`` and ``lowlight app`` write."""
+    dst = Path(dst)
+    fmt = output_format(dst)  # the bytes are what the extension says
+    img = _writable(img, fmt)
     if quality is None:
         kwargs = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}, "AVIF": {"quality": 95}}.get(fmt, {})
     else:
         kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP", "AVIF") else {}
-    if fmt in METADATA_FORMATS:
-        kwargs.update(metadata or {})
-    with atomic_path(dst) as tmp:
-        img.save(tmp, format=fmt, **kwargs)
+    kwargs.update(_metadata_kwargs(img, fmt, metadata or {}))
+    try:
+        with atomic_path(dst) as tmp:
+            img.save(tmp, format=fmt, **kwargs)
+    except (ValueError, struct.error, TypeError) as exc:  # the format's own limits: WebP's 16383 pixels a side...
+        raise ImageError(dst, f"cannot be written as {fmt} ({' '.join(str(exc).split())[:200]}); "
+                              "choose another --format") from exc
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, **save_kwargs) -> None:
@@ -226,58 +283,65 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = MAX_PIXELS) -> 
         raise ImageError(path, str(exc)) from exc
 
 
+def _upright(img: Image.Image) -> Image.Image:
+    """``img`` turned as its EXIF orientation says; as it was when that EXIF cannot be parsed
+    (:func:`photo_metadata` drops such a block too, so the output is consistent)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except EXIF_ERRORS:
+        return img
+
+
+def _sixteen_bit(img: Image.Image, where: str) -> np.ndarray:
+    """16-bit grey samples as float; a 32-bit integer image only when its values fit 16 bits
+    (older Pillow gave 16-bit PNGs mode I): anything else would wrap or saturate silently."""
+    arr = np.asarray(img)
+    if img.mode == "I" and arr.size and (int(arr.min()) < 0 or int(arr.max()) > 65535):
+        raise ImageError(where, f"32-bit integer image with values from {int(arr.min())} to {int(arr.max())}; "
+                                "lowlight reads 8- and 16-bit photos: convert it to 16-bit first")
+    return arr.astype(np.float64)
+
+
 def from_pil(img: Image.Image) -> LoadedImage:
     """PIL image -> RGB pixels + what is needed to give the result back in the same kind.
 
     16-bit inputs are reduced to 8 bits for the network (the method is 8-bit) and
-    their depth is remembered so that :func:`to_pil` returns 16-bit output.
+    their depth is remembered so that :func:`to_pil` returns 16-bit output. CMYK, CIELAB
+    and YCbCr become RGB (:func:`lowlight.colour.to_rgb`); floating-point and 32-bit
+    integer images outside 16 bits are refused with an :class:`ImageError`.
     """
-    img = ImageOps.exif_transpose(img)
+    where = getattr(img, "filename", "") or "image"
+    try:
+        return _from_pil(_upright(img), where)
+    except ImageError:
+        raise
+    except DECODER_ERRORS as exc:  # a lazily opened image decodes here; an exotic mode may not convert
+        raise ImageError(where, f"cannot read its pixels ({' '.join(str(exc).split())[:200]})") from exc
+
+
+def _from_pil(img: Image.Image, where: str) -> LoadedImage:
     mode = img.mode
     alpha = None
     bit_depth = 8
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img).astype(np.float64)
+        arr = _sixteen_bit(img, where)
         bit_depth = 16
         rgb = np.repeat(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
     elif mode == "F":
-        raise ValueError("floating-point images are not supported")
+        raise ImageError(where, "floating-point image; lowlight reads 8- and 16-bit photos: convert it to "
+                                "16-bit first")
     else:
         if mode == "P":
             img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        elif mode in ("RGBa", "La"):  # premultiplied alpha
+            img = img.convert("RGBA" if mode == "RGBa" else "LA")
         if img.mode in ("RGBA", "LA", "PA"):
             alpha = np.asarray(img.getchannel("A"), dtype=np.uint8).copy()
             img = img.convert("RGB")
-        elif img.mode != "RGB":
-            img = img.convert("RGB")
-        rgb = np.asarray(img, dtype=np.uint8).copy()
+        rgb = np.asarray(to_rgb(img), dtype=np.uint8).copy()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
-        raise ValueError(f"unexpected pixel layout {rgb.shape}")
+        raise ImageError(where, f"unexpected pixel layout {rgb.shape}")
     return LoadedImage(rgb=rgb, alpha=alpha, mode=mode, bit_depth=bit_depth)
-
-
-ORIENTATION = 0x0112  # the EXIF tag that exif_transpose applies
-
-
-def photo_metadata(img: Image.Image) -> dict[str, bytes]:
-    """Pillow ``save`` keywords that carry a photo's EXIF and ICC profile to another file.
-
-    The orientation tag is dropped: the pixels are written upright (:func:`from_pil`
-    applies it), so a viewer must not turn them again. An EXIF block Pillow cannot
-    parse is left out rather than copied blindly.
-    """
-    out: dict[str, bytes] = {}
-    icc = img.info.get("icc_profile")
-    if isinstance(icc, bytes) and icc:
-        out["icc_profile"] = icc
-    try:
-        exif = img.getexif()
-        if len(exif):
-            exif.pop(ORIENTATION, None)
-            out["exif"] = exif.tobytes()
-    except Exception:  # noqa: BLE001 - malformed EXIF from a camera: keep the photo, drop the tags
-        pass
-    return out
 
 
 def to_pil(rgb: np.ndarray, like: LoadedImage) -> Image.Image:

@@ -27,14 +27,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lowlight.interrupts import sigterm_as_interrupt as _sigterm_as_interrupt
 from lowlight.tracking_store import (TrackingError, check_server, check_sqlite, first_line, init_lock, store_error,
                                      store_errors)
 
@@ -221,23 +220,6 @@ def run_name(stage: str) -> str:
     """``<dvc experiment>-<stage>`` inside ``dvc exp run``, else ``<stage>-<time>``."""
     exp = os.environ.get("DVC_EXP_NAME", "")
     return f"{exp}-{stage}" if exp else f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt inside the block (main thread only; the old handler is restored)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -316,3 +316,34 @@ def test_package_level_enhance_stays_callable(enhancer):
     first = lowlight.enhance(low, enhancer=enhancer)
     assert callable(lowlight.enhance)
     assert np.array_equal(lowlight.enhance(low, enhancer=enhancer), first)
+
+
+class _Strided(torch.nn.Module):
+    """A stand-in network that needs sides divisible by 16 (as a 4-level U-Net) and records what it is given."""
+
+    size_multiple = 16
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x):
+        assert x.shape[-2] % 16 == 0 and x.shape[-1] % 16 == 0
+        self.seen.append(tuple(x.shape[-2:]))
+        return x[:, :3]
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("shape", [(1, 4096), (4096, 1), (3, 1300), (17, 240)])
+def test_extreme_shapes_are_tiled_on_their_padded_size(shape):
+    """A 1 x 1,048,576 strip is under the tile limit, but the network sees it padded to 16 rows:
+    whether to tile is decided on the padded size, so no run exceeds the bound."""
+    from enhance_stub import StubQuantiles
+
+    net = _Strided()
+    limit = shape[0] * shape[1]  # the strip itself is just within it; its padded size is not
+    enhancer = Enhancer(StubQuantiles(), net, "low", tile_pixels=limit, tile=64, overlap=16)
+    low = np.random.default_rng(0).integers(0, 60, (*shape, 3), dtype=np.uint8)
+    out = enhancer(low)
+    assert out.shape == low.shape
+    assert max(h * w for h, w in net.seen) <= max(limit, 64 * 64), net.seen

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from lowlight.imageio import ORIENTATION, photo_metadata
+from lowlight.imageio import photo_metadata
+from lowlight.metadata import MARKER, ORIENTATION, SOFTWARE
 
 from enhance_stub import run_cli
 
@@ -37,8 +38,9 @@ def test_exif_and_icc_reach_the_output_and_orientation_is_applied_once(tmp_path,
     assert code == 0, err
     with Image.open(tmp_path / "out" / f"in.{ext}") as out:
         exif = out.getexif()
-        kept = {t: exif.get(t) for t in TAGS if t != ORIENTATION}
-        assert kept == {t: v for t, v in TAGS.items() if t != ORIENTATION}  # 7 tags in, 7 out
+        kept = {t: exif.get(t) for t in TAGS if t not in (ORIENTATION, SOFTWARE)}
+        assert kept == {t: v for t, v in TAGS.items() if t not in (ORIENTATION, SOFTWARE)}  # 6 tags in, 6 out
+        assert exif[SOFTWARE] == MARKER  # the program that wrote the file is lowlight, not the camera's
         assert ORIENTATION not in exif  # pixels are upright; a viewer must not rotate them again
         assert out.size == (12, 20)  # orientation 6 (rotate 90): the 20 x 12 input comes back turned
         assert out.info.get("icc_profile") == ICC
@@ -52,7 +54,9 @@ def test_tiff_keeps_the_tags_and_the_profile(tmp_path):
     assert code == 0, err
     with Image.open(tmp_path / "out" / "in.tif") as out:
         exif = out.getexif()
-        assert {t: exif.get(t) for t in TAGS if t != ORIENTATION} == {t: v for t, v in TAGS.items() if t != ORIENTATION}
+        assert ({t: exif.get(t) for t in TAGS if t not in (ORIENTATION, SOFTWARE)}
+                == {t: v for t, v in TAGS.items() if t not in (ORIENTATION, SOFTWARE)})
+        assert exif[SOFTWARE] == MARKER
         assert out.info.get("icc_profile") == ICC
 
 

@@ -2,7 +2,9 @@
 
 Each photo is decoded and checked at once (as ``lowlight enhance`` checks a file), then
 enhanced once, at strength 1, by the store's single worker thread and kept with its decoded
-input, so any strength afterwards is a blend. The store keeps the last :data:`MAX_JOBS`.
+input, so any strength afterwards is a blend. The store keeps the last :data:`MAX_JOBS`, and
+no more than its byte bound (:data:`lowlight.app.budget.KEPT_BYTES_PER_PIXEL` a pixel): the
+oldest photos go first.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from lowlight.app.budget import KEPT_BYTES_PER_PIXEL, Reservation, machine_memory
 from lowlight.imageio import MAX_PIXELS, WRITE_FORMATS, ImageError, LoadedImage
 
-__all__ = ["Job", "JobStore", "decode_upload", "downscale", "one_line", "MAX_JOBS", "PREVIEW_SIDE"]
+__all__ = ["Job", "JobStore", "decode_upload", "declared_pixels", "downscale", "one_line", "MAX_JOBS",
+           "PREVIEW_SIDE"]
 PREVIEW_SIDE = 1280
 
 MAX_JOBS = 20
@@ -45,6 +49,12 @@ class Job:
     before_png: bytes | None = None
     after_png: collections.OrderedDict = field(default_factory=collections.OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reservation: Reservation | None = None  # the working memory held until enhanced (lowlight.app.budget)
+
+    @property
+    def kept_bytes(self) -> int:
+        """What this job keeps once done, counted before it is: the store's bound must hold at once."""
+        return self.width * self.height * KEPT_BYTES_PER_PIXEL
 
     @property
     def width(self) -> int:
@@ -106,19 +116,35 @@ def decode_upload(path: Path, name: str, max_pixels: int | None = MAX_PIXELS):
     return loaded, metadata, _download_ext(name, fmt)
 
 
+def declared_pixels(path: Path) -> int | None:
+    """The pixel count an uploaded file's header declares (None: no header lowlight reads;
+    :func:`decode_upload` then names the problem). Nothing is decoded."""
+    from PIL import Image
+
+    from lowlight.imageio import DECODER_ERRORS, READ_FORMATS
+
+    try:
+        with Image.open(path, formats=READ_FORMATS) as img:
+            width, height = img.size
+    except (*DECODER_ERRORS, Image.DecompressionBombError):
+        return None
+    return width * height
+
+
 class JobStore:
-    """The last ``max_jobs`` jobs and ONE worker thread that enhances them in upload order.
+    """The last ``max_jobs`` jobs, at most ``max_bytes`` kept, and ONE worker thread that enhances them in upload order.
 
     ``enhancer_factory()`` is called once, lazily, on the first job (under a lock); it
     returns an :class:`~lowlight.inference.enhancer.Enhancer` (or any callable
     ``(rgb, strength) -> rgb``; a ``progress`` attribute, if it has one, gets tile progress).
     """
 
-    def __init__(self, enhancer_factory: Callable[[], Any], max_jobs: int = MAX_JOBS):
+    def __init__(self, enhancer_factory: Callable[[], Any], max_jobs: int = MAX_JOBS, max_bytes: int | None = None):
         self._factory = enhancer_factory
         self._enhancer = None
         self._enhancer_lock = threading.Lock()
         self.max_jobs = max_jobs
+        self.max_bytes = int(max_bytes if max_bytes is not None else machine_memory() // 4)
         self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -129,8 +155,12 @@ class JobStore:
     def add(self, job: Job) -> None:
         with self._lock:
             self._jobs[job.id] = job
-            while len(self._jobs) > self.max_jobs:
-                self._jobs.popitem(last=False)  # the oldest; its queued work is skipped
+            kept = sum(j.kept_bytes for j in self._jobs.values())
+            while len(self._jobs) > 1 and (len(self._jobs) > self.max_jobs or kept > self.max_bytes):
+                _, old = self._jobs.popitem(last=False)  # the oldest; its queued work is skipped
+                kept -= old.kept_bytes
+                if old.state == "queued" and old.reservation is not None:
+                    old.reservation.release()
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="lowlight-app-worker", daemon=True)
                 self._worker.start()
@@ -184,6 +214,8 @@ class JobStore:
         except Exception as exc:
             job.error, job.state = one_line(f"{job.name}: enhancing failed ({type(exc).__name__}: {exc})"), "failed"
         finally:
+            if job.reservation is not None:
+                job.reservation.release()
             if enhancer is not None and hasattr(enhancer, "progress"):
                 enhancer.progress = None
 

@@ -5,8 +5,11 @@ photos on it (or choose them), compare before and after with a draggable split,
 set the strength, and download the full-resolution result, the very file
 ``lowlight enhance --strength S`` would write (same pixels, format, EXIF and ICC
 profile; GIF inputs come back as PNG). Photos stay on this computer; the app
-keeps the last 20 in memory. The weights are loaded on the first photo. Stop it
-with Ctrl-C.
+keeps the last 20 in memory, within a quarter of the machine's memory. The weights
+are loaded on the first photo. Stop it with Ctrl-C.
+
+It answers only its own page: a request from another web page (its Origin) or
+under another name (its Host header, DNS rebinding) is refused.
 
 Needs the app extra: pip install 'lowlight[app]' (FastAPI, uvicorn).
 """
@@ -32,8 +35,9 @@ class AppError(UserError):
 def add_parser(sub) -> None:
     p = sub.add_parser("app", help="enhance photos in a local web page", description=plain(__doc__),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets other machines "
-                   "on the network reach it (default: %(default)s, this computer only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 lets every machine "
+                   "on the network upload photos and download every photo the app keeps, with no password "
+                   "(default: %(default)s, this computer only; see docs/reliability.md)")
     p.add_argument("--port", type=int, default=7860, help="default: %(default)s")
     p.add_argument("--weights", type=Path, help="network checkpoint (default: the shipped one)")
     p.add_argument("--quantile-model", type=Path, help="quantile model (default: the shipped one)")
@@ -96,11 +100,14 @@ def run(args) -> int:
     max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
     if args.max_pixels is not None and Image.MAX_IMAGE_PIXELS is not None and args.max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = args.max_pixels  # the limit asked for; Pillow's own would refuse first
-    app = create_app(factory, max_pixels=max_pixels)
+    wildcard = args.host in ("0.0.0.0", "::", "")
+    # the Host header must name the address a request reached, or --host (lowlight.app.guard)
+    app = create_app(factory, max_pixels=max_pixels, host_names=() if wildcard else (args.host,))
     sock = _bind(args.host, args.port)
     port = sock.getsockname()[1]
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"lowlight app: http://{host}:{port}/", flush=True)
+    host = "127.0.0.1" if wildcard else f"[{args.host}]" if ":" in args.host else args.host
+    print(f"lowlight app: http://{host}:{port}/" + (" (and this machine's network address, by number, from "
+                                                    "other machines)" if wildcard else ""), flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         server.run(sockets=[sock])

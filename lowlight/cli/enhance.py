@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lowlight.cli.helptext import plain
+from lowlight.errors import UserError
 from lowlight.imageio import MAX_PIXELS, ImageError
 from lowlight.cli.output_plan import Job, plan_outputs
 
@@ -150,6 +151,7 @@ def _enhance_one(job: Job, enhancer, args, max_pixels: int) -> None:
     """Decode (checked: empty, truncated, too many pixels, animated, not an image), enhance, write."""
     from lowlight.imageio import from_pil, open_image, photo_metadata, save_photo, to_pil, write_image
     from lowlight.inference.enhancer import enhance
+    from lowlight.metadata import marked_pnginfo
 
     raw = open_image(job.src, max_pixels=max_pixels)
     out_img = enhance(raw, enhancer=enhancer, strength=args.strength, max_pixels=None)  # the API's own path
@@ -160,7 +162,7 @@ def _enhance_one(job: Job, enhancer, args, max_pixels: int) -> None:
         enhanced_rgb = np.asarray(out_img.convert("RGB"))
         if enhanced_rgb.shape != low_rgb.shape:  # 16-bit grey comes back as I;16
             enhanced_rgb = np.asarray(to_pil(enhanced_rgb, from_pil(raw)).convert("RGB"))
-        write_image(job.compare, _side_by_side(low_rgb, enhanced_rgb))
+        write_image(job.compare, _side_by_side(low_rgb, enhanced_rgb), pnginfo=marked_pnginfo())
 
 
 def run(args) -> int:
@@ -191,6 +193,12 @@ def _enhance_all(args, plan, enhancer) -> int:
               + (f" ({len(plan.skipped)} problem(s))" if plan.skipped else ""), file=sys.stderr)
         return 1 if plan.skipped else 0
 
+    from lowlight.atomic import remove_stale_temps
+
+    stale = remove_stale_temps(plan.writes)  # what a killed run (kill -9, power cut) left beside these outputs
+    if stale:
+        print(f"lowlight enhance: removed {len(stale)} temporary file{'s' if len(stale) != 1 else ''} left by an "
+              f"interrupted run (e.g. {stale[0]})", file=sys.stderr)
     failed = list(plan.skipped)
     done = 0
     start = time.perf_counter()
@@ -205,7 +213,7 @@ def _enhance_all(args, plan, enhancer) -> int:
             try:
                 _enhance_one(job, enhancer, args, max_pixels)
                 done += 1
-            except (ImageError, OSError, ValueError) as exc:
+            except (UserError, OSError, ValueError) as exc:  # imageio turns every decoder failure into ImageError
                 msg = str(exc) if str(job.src) in str(exc) else f"{job.src}: {exc}"
                 failed.append(msg)
                 tqdm.write(f"lowlight enhance: skipped {msg}", file=sys.stderr)

@@ -30,14 +30,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     from lowlight.errors import UserError, one_line
+    from lowlight.interrupts import sigterm_as_interrupt
 
     try:
-        return int(args.handler(args) or 0)
+        with sigterm_as_interrupt():  # as the stages: `kill` stops a batch like Ctrl-C, between two writes
+            return int(args.handler(args) or 0)
     except UserError as exc:
         print(f"lowlight {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"lowlight {args.command}: stopped by {str(exc) or 'Ctrl-C'}; no output was left half-written "
+              "(a rerun finishes the rest)", file=sys.stderr)
         return 130
 
 

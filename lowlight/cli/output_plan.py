@@ -102,8 +102,13 @@ def plan_outputs(inputs: list[str], out: Path, *, recursive: bool = False, suffi
             continue
         for _, path in targets:
             claimed.add(path, src)
-        # without overwrite an existing output is kept: the job writes what is missing
-        todo = [None if (path.exists() and not overwrite) else path for _, path in targets]
+        # without overwrite an existing output of lowlight's own is kept: the job writes what is missing
+        kept = [_existing(src, what, path, overwrite) for what, path in targets]
+        why = next((k for k in kept if isinstance(k, str)), None)
+        if why is not None:
+            plan.skipped.append(f"{src}: {why}")
+            continue
+        todo = [None if k else path for k, (_, path) in zip(kept, targets)]
         if not any(todo):
             plan.done.append(src)
         else:
@@ -111,6 +116,27 @@ def plan_outputs(inputs: list[str], out: Path, *, recursive: bool = False, suffi
 
     plan.notes += _notes(found, duplicates)
     return plan
+
+
+def _existing(src: Path, what: str, path: Path, overwrite: bool) -> bool | str:
+    """True: keep the existing ``path`` (lowlight wrote it: already done); False: write it;
+    a string: why neither. A file lowlight did not write (no ``lowlight`` Software mark,
+    :mod:`lowlight.metadata`) is a person's own: never taken as done, and never replaced
+    when it lies beside the input (``IMG_1.jpg`` beside ``IMG_1.png`` with ``--format jpg``)."""
+    from lowlight.metadata import written_by_lowlight
+
+    if not os.path.lexists(path):
+        return False
+    ours = written_by_lowlight(path)
+    if ours and not overwrite:
+        return True
+    if ours or (overwrite and os.path.realpath(path.parent) != os.path.realpath(src.parent)):
+        return False
+    if overwrite:
+        return (f"{what} {path} is a photo lowlight did not write, beside the input; --overwrite replaces only "
+                "lowlight's own files there: choose another -o folder")
+    return (f"{what} {path} exists and lowlight did not write it (no 'lowlight' Software mark; a BMP or "
+            "JPEG 2000 holds none): move it, choose another -o folder, or --overwrite to replace it")
 
 
 def _refusal(out_rel: Path, targets: list[tuple[str, Path]], real: str, protected: FileSet, claimed: FileSet,

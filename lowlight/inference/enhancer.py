@@ -32,7 +32,7 @@ from lowlight.inference import shipped
 from lowlight.inference.exposure import anchor_exposure
 from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_strength,
                                          checkpoint_anchor, default_weights, resolve_device, resolve_weights)
-from lowlight.inference.tiles import apply_strength, blend_window, tile_starts, to_uint8
+from lowlight.inference.tiles import apply_strength, blend_window, padded_pixels, tile_starts, to_uint8
 
 # the settings' names stay importable from here, where the command line and the app import them
 __all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "resolve_weights", "check_strength", "resolve_device",
@@ -106,7 +106,7 @@ class Enhancer:
         mapped = self.map(rgb)
         if self.network is None:
             out = mapped
-        elif rgb.shape[0] * rgb.shape[1] <= self.tile_pixels:
+        elif padded_pixels(*rgb.shape[:2], self._size_multiple()) <= self.tile_pixels:
             out = to_uint8(self._run(rgb, mapped))
         else:
             out = self._run_tiled(rgb, mapped)
@@ -115,6 +115,11 @@ class Enhancer:
         return apply_strength(rgb, out, strength)
 
     # ----------------------------------------------------------------- network
+
+    def _size_multiple(self) -> int:
+        from lowlight.models.padding import size_multiple
+
+        return size_multiple(self.network)
 
     def _input_tensor(self, low: np.ndarray, mapped: np.ndarray):
         import torch
