@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from lowlight.evaluation import report
 from lowlight.atomic import atomic_path, write_json, write_text
@@ -34,6 +33,7 @@ from lowlight.config import EvaluateConfig, load_params
 from lowlight.errors import DataError, report_user_errors
 from lowlight.evaluation.scores import METHOD_NAME, METRICS, psnr, score_pair
 from lowlight.parallel import pmap
+from lowlight.progress import progress as progress_bar
 from lowlight.imageio import read_rgb
 from lowlight.inference.enhancer import Enhancer
 from lowlight.data.pairs import list_pairs
@@ -136,7 +136,7 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
     lit_scores: dict[str, list[float]] = {n: [] for n in well_lit}
     seen_refs: set[bytes] = set()
 
-    iterator: Iterable = tqdm(pairs, desc=f"evaluate ({split})", unit="img", disable=not progress)
+    iterator: Iterable = progress_bar(pairs, desc=f"evaluate ({split})", unit="img", disable=not progress)
     for i, pair in enumerate(iterator):
         low, ref = read_rgb(pair.low), read_rgb(pair.high)
         results = _run_methods(methods, low, pair.low, seconds)

@@ -50,7 +50,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from lowlight.models.checkpoint import save_checkpoint
 from lowlight.config import BaseConfig, TrainConfig
@@ -58,6 +57,7 @@ from lowlight.models.devices import autocast, start_ranks
 from lowlight.errors import DataError
 from lowlight.models import count_parameters
 from lowlight.models.padding import run_padded, unwrap
+from lowlight.progress import is_terminal, progress as progress_bar
 from lowlight.tracking import NullTracker, Tracker
 from lowlight.training.data import input_channels
 from lowlight.training.outputs import LOG_COLUMNS, TrainOutputs, to_uint8, write_log, write_outputs, write_plots
@@ -141,8 +141,9 @@ def _one_epoch(run: Run, epoch: int) -> dict[str, Any]:
     t0 = time.monotonic()
     lr = _set_lr(run, t0)
     loss_sum, steps, seen, over_budget = 0.0, 0, 0, False
-    bar = tqdm(run.loader, desc=f"epoch {epoch}/{run.cfg.epochs}", disable=not run.ranks.main, leave=False,
-               dynamic_ncols=True, mininterval=1.0)
+    # a bar on a terminal only: in a log, the line per epoch (_checkpoint) is the step
+    bar = progress_bar(run.loader, desc=f"epoch {epoch}/{run.cfg.epochs}", unit="batch",
+                   disable=not (run.ranks.main and is_terminal()), leave=False, mininterval=1.0)
     for batch in bar:
         loss_value, over_budget = _step(run, batch, epoch, steps, t0)
         loss_sum += loss_value
