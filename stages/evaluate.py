@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from lowlight.evaluation import report
-from lowlight.atomic import atomic_path, write_json, write_text
+from lowlight.atomic import atomic_path, write_text
 from lowlight.evaluation.baselines import NAMES as BASELINE_NAMES, baselines
 from lowlight.config import EvaluateConfig, load_params
 from lowlight.errors import DataError, report_user_errors
@@ -35,6 +35,7 @@ from lowlight.evaluation.scores import METHOD_NAME, METRICS, psnr, score_pair
 from lowlight.parallel import pmap
 from lowlight.progress import progress as progress_bar
 from lowlight.imageio import read_rgb
+from lowlight.metrics_files import write_metrics
 from lowlight.inference.enhancer import Enhancer
 from lowlight.data.pairs import list_pairs
 
@@ -164,9 +165,13 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
 
     with atomic_path(outputs.per_image) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
-    write_json(outputs.metrics, headline(result))
+    write_metrics(outputs.metrics, headline(result),
+                  timings={f"{k}_seconds_per_image": v["seconds_per_image"] for k, v in result["methods"].items()})
     report.write_plots(outputs.plots, examples, df, names, split)
-    pd.DataFrame([{"method": k, **v} for k, v in result["methods"].items()]).to_csv(
+    # DVC tracks the plots folder: quality figures only (the timings went beside the metrics)
+    quality = [{"method": k, **{m: x for m, x in v.items() if m != "seconds_per_image"}}
+               for k, v in result["methods"].items()]
+    pd.DataFrame(quality).to_csv(
         outputs.plots / "methods.csv", index=False, float_format="%.6f")
     if outputs.table is not None:
         write_text(outputs.table, report.markdown_table(result, dataset=str(data_root)))

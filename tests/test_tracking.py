@@ -277,3 +277,16 @@ def test_the_record_reads_every_stage_and_refuses_a_missing_file(tmp_path):
     assert rec["splits"] == {"train": 2, "val": 1, "test": 0} and rec["pairs"] == 3 and len(rec["digest"]) == 64
     with pytest.raises(DataError, match="manifest.csv"):
         dataset_record(tmp_path / "nowhere")
+
+def test_metrics_files_are_rounded_and_timings_go_beside_them(tmp_path):
+    import json
+
+    from lowlight.metrics_files import read_timings, write_metrics
+
+    write_metrics(tmp_path / "m" / "q.json", {"val_mae": 23.830389836872065, "n": 3, "fit_seconds": 2.5},
+                  ("val_mae", "n"), timings={"fit_seconds": 2.544095755001763})
+    assert (tmp_path / "m" / "q.json").read_text() == '{\n  "val_mae": 23.8304,\n  "n": 3\n}\n'
+    assert json.loads((tmp_path / "m" / "timings" / "q.json").read_text()) == {"fit_seconds": 2.544095755001763}
+    assert read_timings(tmp_path / "m") == {"q.fit_seconds": 2.544095755001763}
+    assert read_timings(tmp_path / "nowhere") == {}
+
