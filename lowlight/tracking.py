@@ -38,7 +38,7 @@ from typing import Any
 from lowlight.tracking_store import (TrackingError, check_server, check_sqlite, first_line, init_lock, store_error,
                                      store_errors)
 
-__all__ = ["repo_root", "tracking_uri", "enabled", "open_store", "stage_run", "git_commit", "file_sha256", "CHECKPOINT_TAG", "TrackingError",
+__all__ = ["repo_root", "tracking_uri", "enabled", "open_store", "stage_run", "git_commit", "file_sha256", "CHECKPOINT_TAG", "KEPT_TAG", "TrackingError",
            "Tracker", "NullTracker"]
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def _original_root() -> Path:
 
 
 CHECKPOINT_TAG = "lowlight.checkpoint_sha256"  # on a train run: the checkpoint it wrote
+KEPT_TAG = "train.kept_starting_weights"  # "true" when no epoch beat train.init's weights (the model is them)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -222,7 +222,10 @@ def _finish(run: Run) -> dict[str, Any]:
         "train_minutes": st.train_seconds / 60, "wall_minutes": st.wall_seconds / 60, "world_size": run.ranks.world,
         "device": str(run.device.type), "amp": str(run.amp).replace("torch.", "") if run.amp else "off",
         "ema": bool(run.ema is not None),
-        "images_per_second": float(np.mean([r["images_per_second"] for r in st.history])) if st.history else 0.0,
+        "images_per_second": float(np.mean(speeds)) if (speeds := [r["images_per_second"] for r in st.history
+                                                                    if "images_per_second" in r]) else 0.0,
+        # a fine-tune none of whose epochs beat its starting weights saves them unchanged
+        "kept_starting_weights": cfg.init != "none" and st.best_epoch == 0,
     }
     if run.ranks.main:
         if run.best_weights is None:

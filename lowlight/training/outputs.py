@@ -18,7 +18,7 @@ from lowlight.metrics_files import DIGITS, write_metrics
 __all__ = ["TrainOutputs", "LOG_COLUMNS", "HEADLINE", "TIMINGS", "to_uint8", "write_log", "write_outputs", "write_plots"]
 
 # the per-epoch log DVC plots (and git holds): quality figures only, so a rerun writes the same bytes;
-# the timings are in the timings file (TIMINGS, EPOCH_TIMINGS)
+# epoch 0 is a fine-tune's starting weights (no train_loss, no lr). Timings: TIMINGS, in the timings file
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr"]
 EPOCH_TIMINGS = ("epoch_seconds", "images_per_second")
 
@@ -55,8 +55,9 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     from lowlight.plotting import plt, save_figure
 
     epochs = [r["epoch"] for r in rows]
+    trained = [r for r in rows if "train_loss" in r]  # epoch 0 (a fine-tune's start) was validated only
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
+    ax1.plot([r["epoch"] for r in trained], [r["train_loss"] for r in trained], marker="o", label="train")
     ax1.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
