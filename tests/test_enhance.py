@@ -316,3 +316,16 @@ def test_package_level_enhance_stays_callable(enhancer):
     first = lowlight.enhance(low, enhancer=enhancer)
     assert callable(lowlight.enhance)
     assert np.array_equal(lowlight.enhance(low, enhancer=enhancer), first)
+
+
+def test_a_read_only_array_enhances_without_a_warning(enhancer):
+    """np.asarray(PIL image) is read-only; torch warns on those unless the enhancer copies them."""
+    import warnings
+
+    low = darken(synthetic_photo(300, 420, seed=7), 0.05)
+    low.setflags(write=False)
+    tiled = Enhancer(enhancer.quantile_model, enhancer.network, enhancer.inputs, enhancer.histmap,
+                     tile_pixels=100 * 100, tile=160, overlap=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tiled(low).shape == low.shape and enhancer(low).shape == low.shape
