@@ -3,20 +3,41 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
+# which torch `make setup` installs: cpu (PyTorch's CPU wheel index as an extra index, when it
+# answers) or cuda (the default index's build: CUDA on Linux, about 5.9 GB in a venv)
+TORCH ?= cpu
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: setup repro test test-fast bench wheel-check browser clean-venv
+.PHONY: setup repro exps test test-fast bench wheel-check browser clean-venv
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -r requirements.txt
+	@case "$(TORCH)" in cpu|cuda) ;; *) echo "TORCH=$(TORCH): use TORCH=cpu (default) or TORCH=cuda"; exit 2;; esac
+	@# the CPU index's torch is 2.13.0+cpu, which requirements.txt's torch==2.13.0 matches and pip
+	@# prefers (a local version sorts above the plain one); the configured extra indexes are kept
+	@if [ "$(TORCH)" = cpu ] && $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=5)" 2>/dev/null; then \
+	  echo "setup: CPU torch from $(TORCH_CPU_INDEX) (TORCH=cuda for the CUDA build)"; \
+	  PIP_EXTRA_INDEX_URL="$$($(BIN)/pip config get global.extra-index-url 2>/dev/null) $(TORCH_CPU_INDEX)" \
+	    $(BIN)/pip install -r requirements.txt; \
+	else \
+	  if [ "$(TORCH)" = cpu ]; then echo "setup: note: $(TORCH_CPU_INDEX) did not answer within 5 s; torch comes from the default index (or a local wheel folder), which on Linux x86 is the CUDA build"; fi; \
+	  $(BIN)/pip install -r requirements.txt; \
+	fi
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 repro: setup            ## run the whole pipeline (demo data by default)
-	$(BIN)/dvc repro
+	LOWLIGHT_PIPELINE_START=$$(date +%s) $(BIN)/dvc repro
+
+# the experiments side by side in under 120 columns: the params that differ, the headline metrics
+EXPS_KEEP := ^Experiment$$|^pipeline\.psnr$$|^pipeline\.ssim$$|^histmap\.psnr$$|^best_val_psnr$$|^best_epoch$$|^val_mae$$
+EXPS_DROP := ^(lowlight|stages|data|models|plots|metrics)/|^(Created|parent|typ|rev|State|Executor)$$
+
+exps: setup             ## `dvc exp show`, readable: changed params and the headline metrics
+	@$(BIN)/dvc exp show --no-pager --only-changed --drop '$(EXPS_DROP)' --keep '$(EXPS_KEEP)' --precision 4 $(ARGS)
 
 test: setup browser     ## the full test suite (what CI runs)
 	$(BIN)/pytest

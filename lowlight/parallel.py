@@ -24,15 +24,16 @@ def default_workers() -> int:
 def pmap(fn: Callable, items: Sequence, workers: int | None = None, desc: str | None = None) -> list:
     """``[fn(x) for x in items]`` in ``workers`` threads (default :func:`default_workers`), in order.
 
-    ``desc`` shows a tqdm progress bar with that label, one tick per item.
+    ``desc`` shows progress with that label, one tick per item (:func:`lowlight.progress.progress`:
+    a bar on a terminal, a line per tenth of the items in a log).
     """
     workers = default_workers() if workers is None else max(1, int(workers))
     workers = min(workers, len(items)) or 1
     bar = None
     if desc is not None:
-        from tqdm import tqdm
+        from lowlight.progress import progress
 
-        bar = tqdm(total=len(items), desc=desc, unit="img", dynamic_ncols=True)
+        bar = progress(total=len(items), desc=desc, unit="img")
     out: list = []
 
     def collect(results) -> list:

@@ -5,7 +5,8 @@ record testable without a store and identical whether DVC ran a stage or restore
 
 * :func:`headline_metrics`: every stage's metrics file, as dotted names (``eval.pipeline.psnr``);
 * :func:`epoch_curves`: the training log, one ``{column: value}`` per epoch;
-* :func:`dataset_record`: the prepared dataset's manifest, its digest and split counts.
+* :func:`dataset_record`: the prepared dataset's manifest, its digest and split counts;
+* :func:`changed_params`: the params that differ from the commit's params.yaml (``dvc exp run -S``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pathlib import Path
 from lowlight.config import flatten
 from lowlight.errors import DataError
 
-__all__ = ["METRICS_FILES", "CURVES", "headline_metrics", "epoch_curves", "dataset_record"]
+__all__ = ["METRICS_FILES", "CURVES", "headline_metrics", "epoch_curves", "dataset_record", "changed_params"]
 
 # stage -> its metrics file in the metrics folder (dvc.yaml's `metrics:`)
 METRICS_FILES = {"eda": "eda.json", "quantiles": "quantiles.json", "histmap": "histmap.json",
                  "train": "train.json", "eval": "eval.json"}
 # the per-epoch columns of the training log that become curves (step = epoch)
-CURVES = ("train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "images_per_second")
+# (speeds are the train run's own curves: the log DVC tracks holds no timings)
+CURVES = ("train_loss", "val_loss", "val_psnr", "val_ssim", "lr")
 
 
 def headline_metrics(metrics_dir: str | Path) -> dict[str, float]:
@@ -70,3 +72,18 @@ def dataset_record(data_root: str | Path) -> dict:
     return {"manifest": manifest, "digest": hashlib.sha256(raw).hexdigest(), "pairs": len(rows),
             "splits": {s: splits.get(s, 0) for s in ("train", "val", "test")}, "kinds": dict(kinds),
             "sources": sources}
+
+
+
+def changed_params(current_yaml: str, baseline_yaml: str) -> dict[str, str]:
+    """``{dotted key: value}`` of the params file ``current_yaml`` (its text) that differ from
+    ``baseline_yaml`` (the committed file's): what ``dvc exp run -S`` set. Empty without a baseline."""
+    import yaml
+
+    try:
+        current, base = (flatten(yaml.safe_load(text) or {}) for text in (current_yaml, baseline_yaml))
+    except yaml.YAMLError:
+        return {}
+    if not base:
+        return {}
+    return {k: str(v) for k, v in current.items() if k not in base or base[k] != v}

@@ -37,7 +37,8 @@ from lowlight.interrupts import sigterm_as_interrupt as _sigterm_as_interrupt
 from lowlight.tracking_store import (TrackingError, check_server, check_sqlite, first_line, init_lock, store_error,
                                      store_errors)
 
-__all__ = ["repo_root", "tracking_uri", "enabled", "open_store", "stage_run", "git_commit", "file_sha256", "CHECKPOINT_TAG", "TrackingError",
+__all__ = ["repo_root", "tracking_uri", "enabled", "open_store", "stage_run", "git_commit", "file_sha256", "CHECKPOINT_TAG", "KEPT_TAG",
+           "invocation_start", "runs_url", "TrackingError",
            "Tracker", "NullTracker"]
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def _original_root() -> Path:
 
 
 CHECKPOINT_TAG = "lowlight.checkpoint_sha256"  # on a train run: the checkpoint it wrote
+KEPT_TAG = "train.kept_starting_weights"  # "true" when no epoch beat train.init's weights (the model is them)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -101,9 +103,17 @@ def git_commit(root: Path | None = None) -> str:
         return "unknown"
 
 
+# MLflow 3's experiment type: its UI opens a "custom model development" experiment on its runs
+# (model training), not on the GenAI traces overview; see runs_url for the UI's own switch
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def _experiment_id(client, experiment: str, uri: str) -> str:
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
+        if KIND_TAG not in exp.tags:  # made before the tag was set (or by hand): typed once, a user's kind kept
+            with contextlib.suppress(*store_errors()):
+                client.set_experiment_tag(exp.experiment_id, KIND_TAG, KIND)
         return exp.experiment_id
     # with a local store, artifacts go beside the database (absolute), not into ./mlruns of
     # whatever folder a stage happens to run in (a temp experiment's copy, say)
@@ -112,12 +122,40 @@ def _experiment_id(client, experiment: str, uri: str) -> str:
         location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
     try:  # the kind tag makes the UI open on its model-training views (runs, charts), not the GenAI ones
         return client.create_experiment(experiment, artifact_location=location,
-                                        tags={"mlflow.experimentKind": "custom_model_development"})
+                                        tags={KIND_TAG: KIND})
     except Exception:  # another process created it meanwhile, or the store cannot be written
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def runs_url(experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """The experiment's runs table in ``mlflow ui``. MLflow 3.17's UI picks its view from a
+    GenAI / model-training switch (remembered per browser, GenAI at first), not from the
+    experiment's kind alone; ``workflowType=machine_learning`` sets it to model training."""
+    return f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def invocation_start(now_ms: int | None = None) -> int:
+    """When this ``dvc repro`` / ``dvc exp run`` began (ms since the epoch), so a pipeline run's
+    duration is the invocation's: ``$LOWLIGHT_PIPELINE_START`` (seconds) when set, else the start of
+    the nearest ``dvc`` process above this one, else now."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    env = os.environ.get("LOWLIGHT_PIPELINE_START", "")
+    if env:
+        with contextlib.suppress(ValueError):
+            return min(int(float(env) * 1000), now_ms)
+    try:
+        import psutil
+
+        for proc in psutil.Process().parents():
+            argv = proc.cmdline()
+            if any(Path(a).name in ("dvc", "dvc.exe") or a == "dvc" for a in argv[:3]):
+                return min(int(proc.create_time() * 1000), now_ms)
+    except Exception:  # noqa: BLE001 - no psutil, a process gone meanwhile, no permission: the run starts now
+        pass
+    return now_ms
 
 
 def open_store(experiment: str):

@@ -20,13 +20,14 @@ import pandas as pd
 # this checkout's lowlight, not an installed one: `dvc exp run --temp` and queued experiments run a copy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lowlight.atomic import atomic_path, write_json
+from lowlight.atomic import atomic_path
 from lowlight.config import load_params
 from lowlight.histbranch.eda import correlation_matrix, correlation_summary, percentile_correlations, percentile_table
 from lowlight.errors import DataError, report_user_errors
 from lowlight.histbranch.histogram import channel_counts, luma_counts, percentile_levels, percentiles_from_counts
 from lowlight.imageio import read_rgb
 from lowlight.data.pairs import list_pairs
+from lowlight.metrics_files import write_metrics
 from lowlight.plotting import plt, save_figure
 
 
@@ -129,7 +130,7 @@ def analyse(args: argparse.Namespace, cfg) -> dict:
     for name, summary in summaries.items():
         for key, value in summary.items():
             metrics[f"corr_{name}_{key}"] = value
-    write_json(args.metrics, {k: metrics[k] for k in HEADLINE})  # the rest: plots/eda/correlations.csv
+    write_metrics(args.metrics, metrics, HEADLINE)  # the rest: plots/eda/correlations.csv
 
     args.plots.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([{"correlation": name, **s} for name, s in summaries.items()]).to_csv(

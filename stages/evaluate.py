@@ -25,16 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from lowlight.evaluation import report
-from lowlight.atomic import atomic_path, write_json, write_text
+from lowlight.atomic import atomic_path, write_text
 from lowlight.evaluation.baselines import NAMES as BASELINE_NAMES, baselines
 from lowlight.config import EvaluateConfig, load_params
 from lowlight.errors import DataError, report_user_errors
 from lowlight.evaluation.scores import METHOD_NAME, METRICS, psnr, score_pair
 from lowlight.parallel import pmap
+from lowlight.progress import progress as progress_bar
 from lowlight.imageio import read_rgb
+from lowlight.metrics_files import write_metrics
 from lowlight.inference.enhancer import Enhancer
 from lowlight.data.pairs import list_pairs
 
@@ -136,7 +137,7 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
     lit_scores: dict[str, list[float]] = {n: [] for n in well_lit}
     seen_refs: set[bytes] = set()
 
-    iterator: Iterable = tqdm(pairs, desc=f"evaluate ({split})", unit="img", disable=not progress)
+    iterator: Iterable = progress_bar(pairs, desc=f"evaluate ({split})", unit="img", disable=not progress)
     for i, pair in enumerate(iterator):
         low, ref = read_rgb(pair.low), read_rgb(pair.high)
         results = _run_methods(methods, low, pair.low, seconds)
@@ -164,9 +165,13 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
 
     with atomic_path(outputs.per_image) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
-    write_json(outputs.metrics, headline(result))
+    write_metrics(outputs.metrics, headline(result),
+                  timings={f"{k}_seconds_per_image": v["seconds_per_image"] for k, v in result["methods"].items()})
     report.write_plots(outputs.plots, examples, df, names, split)
-    pd.DataFrame([{"method": k, **v} for k, v in result["methods"].items()]).to_csv(
+    # DVC tracks the plots folder: quality figures only (the timings went beside the metrics)
+    quality = [{"method": k, **{m: x for m, x in v.items() if m != "seconds_per_image"}}
+               for k, v in result["methods"].items()]
+    pd.DataFrame(quality).to_csv(
         outputs.plots / "methods.csv", index=False, float_format="%.6f")
     if outputs.table is not None:
         write_text(outputs.table, report.markdown_table(result, dataset=str(data_root)))

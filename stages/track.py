@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,13 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.config import flatten, load_params
 from lowlight.errors import report_user_errors
-from lowlight.pipeline_record import dataset_record, epoch_curves, headline_metrics
-from lowlight.tracking import (CHECKPOINT_TAG, Tracker, enabled, file_sha256, git_commit, open_store,
-                               repo_root)
-
-
-# the one-off figures that get a chart; every other stage figure is a `figure.<name>` tag
-CHARTED = ("eval.pipeline.psnr", "eval.pipeline.ssim", "eval.pipeline.psnr_gt_mean", "eval.pipeline.psnr_well_lit")
+from lowlight.metrics_files import read_timings
+from lowlight.pipeline_record import changed_params, dataset_record, epoch_curves, headline_metrics
+from lowlight.tracking import (CHECKPOINT_TAG, KEPT_TAG, Tracker, enabled, file_sha256, git_commit, invocation_start,
+                               open_store, repo_root, runs_url)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,13 +40,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def run_tags(p) -> dict[str, str]:
+def baseline_params(rev: str) -> str:
+    """params.yaml as committed at ``rev`` ("" when git cannot say): what ``-S`` overrides are measured against."""
+    try:
+        out = subprocess.run(["git", "show", f"{rev}:params.yaml"], cwd=repo_root(), capture_output=True,
+                             text=True, timeout=5, check=False)
+        return out.stdout if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def run_tags(p, changed: dict[str, str]) -> dict[str, str]:
+    """The run's name says what changed: the DVC experiment (or `repro`) and the params that differ from the commit."""
     exp = os.environ.get("DVC_EXP_NAME", "")
-    baseline = os.environ.get("DVC_EXP_BASELINE_REV", "")
-    return {"mlflow.runName": exp or f"repro-{time.strftime('%Y%m%d-%H%M%S')}",
-            "mlflow.source.git.commit": baseline or git_commit(repo_root()),
+    baseline = os.environ.get("DVC_EXP_BASELINE_REV", "") or git_commit(repo_root())
+    overrides = " ".join(f"{k}={v}" for k, v in changed.items())
+    name = exp or f"repro-{time.strftime('%Y%m%d-%H%M%S')}"
+    return {"mlflow.runName": f"{name} {overrides}"[:250].strip(),
+            "mlflow.source.git.commit": baseline,
             "mlflow.source.type": "LOCAL", "mlflow.source.name": "dvc exp run" if exp else "dvc repro",
-            "dvc.exp_name": exp or "workspace", "dvc.baseline_rev": baseline or git_commit(repo_root()),
+            "dvc.exp_name": exp or "workspace", "dvc.baseline_rev": baseline, "dvc.params_changed": overrides or "-",
             "lowlight.stage": "pipeline", "data.source": p.data.source}
 
 
@@ -57,7 +68,11 @@ def log_dataset(data_root: Path, source: str) -> dict:
     import pandas as pd
 
     rec = dataset_record(data_root)
-    ds = mlflow.data.from_pandas(pd.read_csv(rec["manifest"], dtype=str), source=str(data_root.resolve()),
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    # a source object, not a string that several source kinds claim (MLflow warns and guesses then)
+    ds = mlflow.data.from_pandas(pd.read_csv(rec["manifest"], dtype=str),
+                                 source=LocalArtifactDatasetSource(str(data_root.resolve())),
                                  name=f"{source}-prepared", digest=rec["digest"][:16])
     mlflow.log_input(ds, context="training",
                      tags={**{f"{s}_pairs": str(n) for s, n in rec["splits"].items()}, "pairs": str(rec["pairs"])})
@@ -88,18 +103,24 @@ def record(args: argparse.Namespace, p) -> str:
     metrics = headline_metrics(args.metrics)  # first: a missing file stops before a half-made run
     client, exp_id, uri = open_store(p.base.experiment)
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(experiment_id=exp_id, tags=run_tags(p)) as run:
+    baseline = baseline_params(os.environ.get("DVC_EXP_BASELINE_REV") or "HEAD")
+    tags = run_tags(p, changed_params(args.params.read_text(), baseline))
+    if "train.best_epoch" in metrics:
+        tags[KEPT_TAG] = str(p.train.init != "none" and metrics["train.best_epoch"] == 0).lower()
+    # started when `dvc repro` / `dvc exp run` started, so the run's duration is the whole invocation's
+    created = client.create_run(exp_id, start_time=invocation_start(), tags=tags, run_name=tags["mlflow.runName"])
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         tracker = Tracker(client, run.info.run_id, "pipeline", uri)
         tracker.log_params(flatten(p))
-        # charts for what matters (the curves below, the final scores); the other headline figures
-        # as tags, so the charts page does not open on a wall of single bars
-        tracker.log_metrics({k: v for k, v in metrics.items() if k in CHARTED})
-        tracker.set_tags({f"figure.{k}": f"{v:.6g}" for k, v in metrics.items() if k not in CHARTED})
+        tracker.log_metrics(metrics)  # the headline figures, as metrics (columns in the runs table)
+        tracker.log_metrics(read_timings(args.metrics), prefix="timing.")  # untracked by DVC, kept here
         mlflow.log_dict(metrics, "metrics/headline.json")
         for epoch, row in epoch_curves(args.metrics / "train_log.csv"):
             tracker.log_metrics(row, step=epoch, prefix="train.")
         for path in sorted(args.metrics.iterdir()):
-            tracker.log_artifact(path, "metrics")
+            if path.is_file():
+                tracker.log_artifact(path, "metrics")
+        tracker.log_artifact(args.metrics / "timings", "metrics/timings")
         tracker.log_artifact(args.plots, "plots")
         rec = log_dataset(args.data, p.data.source)
         info = log_enhancer_model(args.quantile_model, args.checkpoint,
@@ -112,9 +133,10 @@ def record(args: argparse.Namespace, p) -> str:
                             f"SSIM {metrics.get('eval.pipeline.ssim', float('nan')):.4f} on "
                             f"{int(metrics.get('eval.n_images', 0))} {p.data.source} images; run {run.info.run_id}")
         train_run = adopt_train_run(client, exp_id, run.info.run_id, args.checkpoint)
-    print(f"track: MLflow run {run.info.run_id} ({run_tags(p)['dvc.exp_name']}) in {uri}: {len(flatten(p))} params, "
+    print(f"track: MLflow run '{tags['mlflow.runName']}' ({run.info.run_id}) in {uri}: {len(flatten(p))} params, "
           f"{len(metrics)} figures, dataset {rec['pairs']} pairs, model {info.model_uri}"
           + (f", train run {train_run}" if train_run else ""))
+    print(f"track: see it with `mlflow ui --backend-store-uri {uri}`, then {runs_url(exp_id)}")
     return run.info.run_id
 
 

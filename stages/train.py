@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.config import flatten, load_params, to_dict
 from lowlight.errors import report_user_errors
-from lowlight.tracking import CHECKPOINT_TAG, file_sha256, stage_run
+from lowlight.tracking import CHECKPOINT_TAG, KEPT_TAG, file_sha256, stage_run
 from lowlight.training.loop import TrainOutputs, train
 
 
@@ -45,10 +45,23 @@ def main(argv=None) -> None:
         result = train(args.data, args.mapped, p.train, p.base, outputs, tracker,
                        extra_params={"histmap": to_dict(p.histmap)})
         if main_rank:
-            print(f"train: best val PSNR {result['best_val_psnr']:.2f} dB, SSIM {result['best_val_ssim']:.4f} "
-                  f"(epoch {result['best_epoch']} of {result['epochs']}, stopped by {result['stopped']}); "
-                  f"{result['parameters']} parameters, {result['cpu_ms_per_600x400']:.0f} ms per 600x400 on CPU")
-            tracker.set_tags({CHECKPOINT_TAG: file_sha256(args.checkpoint), "train.stopped": result["stopped"]})
+            report(result, p.train, args.checkpoint, tracker)
+
+
+def report(result: dict, cfg, checkpoint: Path, tracker) -> None:
+    """The summary line, a plain one when training changed nothing, and the kept epoch's figures in MLflow."""
+    print(f"train: best val PSNR {result['best_val_psnr']:.2f} dB, SSIM {result['best_val_ssim']:.4f} "
+          f"(epoch {result['best_epoch']} of {result['epochs']}, stopped by {result['stopped']}); "
+          f"{result['parameters']} parameters, {result['cpu_ms_per_600x400']:.0f} ms per 600x400 on CPU")
+    kept = bool(result["kept_starting_weights"])
+    if kept:
+        print(f"train: no epoch beat the starting weights (train.init: {cfg.init}); "
+              f"{checkpoint} holds them unchanged")
+    # beside the per-epoch curves (whose last point is the last epoch, not the kept one)
+    tracker.log_metrics({k: result[k] for k in ("best_val_psnr", "best_val_ssim", "best_epoch")}, prefix="train.")
+    tracker.set_tags({CHECKPOINT_TAG: file_sha256(checkpoint), "train.stopped": result["stopped"],
+                      KEPT_TAG: str(kept).lower()})
+
 
 if __name__ == "__main__":
     main()

@@ -347,3 +347,16 @@ def test_extreme_shapes_are_tiled_on_their_padded_size(shape):
     out = enhancer(low)
     assert out.shape == low.shape
     assert max(h * w for h, w in net.seen) <= max(limit, 64 * 64), net.seen
+
+
+def test_a_read_only_array_enhances_without_a_warning(enhancer):
+    """np.asarray(PIL image) is read-only; torch warns on those unless the enhancer copies them."""
+    import warnings
+
+    low = darken(synthetic_photo(300, 420, seed=7), 0.05)
+    low.setflags(write=False)
+    tiled = Enhancer(enhancer.quantile_model, enhancer.network, enhancer.inputs, enhancer.histmap,
+                     tile_pixels=100 * 100, tile=160, overlap=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tiled(low).shape == low.shape and enhancer(low).shape == low.shape

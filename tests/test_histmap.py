@@ -243,8 +243,10 @@ def test_histmap_stage_end_to_end(tiny_prepared, tmp_path):
         assert m[f"{split}_psnr_true_percentiles"] > 0
     assert m["train_cross_fitted"] == 1 and m["train_psnr"] > m["val_psnr"]
     saved = json.loads((tmp_path / "histmap.json").read_text())  # the headline figures of what it returns
-    assert set(saved) == {"train_psnr", "val_psnr", "test_psnr", "val_psnr_true_percentiles", "map_ms_per_image"}
-    assert all(saved[k] == m[k] for k in saved)
+    assert set(saved) == {"train_psnr", "val_psnr", "test_psnr", "val_psnr_true_percentiles"}  # no timings
+    assert all(saved[k] == round(m[k], 4) for k in saved)  # rounded: a rerun writes the same bytes
+    timings = json.loads((tmp_path / "timings" / "histmap.json").read_text())  # untracked, beside it
+    assert timings["map_ms_per_image"] == m["map_ms_per_image"] > 0
 
 
 def test_histmap_stage_names_a_missing_model_and_missing_predictions(tiny_prepared, tmp_path, capsys):

@@ -77,8 +77,13 @@ def _rgb(img: Image.Image) -> np.ndarray:
 def test_pyfunc_model_gives_the_cli_pixels(store, tmp_path):
     import pandas as pd
 
+    import warnings
+
     _, exp = store
-    uri = _logged_model(exp)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        uri = _logged_model(exp)
+    assert not [str(w.message) for w in caught if "type hint" in str(w.message)]  # predict is annotated
     png, jpg = _inputs(tmp_path / "in")
 
     info = mlflow.models.get_model_info(uri)

@@ -277,3 +277,49 @@ def test_the_record_reads_every_stage_and_refuses_a_missing_file(tmp_path):
     assert rec["splits"] == {"train": 2, "val": 1, "test": 0} and rec["pairs"] == 3 and len(rec["digest"]) == 64
     with pytest.raises(DataError, match="manifest.csv"):
         dataset_record(tmp_path / "nowhere")
+
+
+def test_changed_params_name_what_an_experiment_set():
+    from lowlight.pipeline_record import changed_params
+
+    base = "train:\n  epochs: 30\n  lr: 0.002\nevaluate:\n  shipped: true\n"
+    now = "train:\n  epochs: 1\n  lr: 0.002\nevaluate:\n  shipped: true\n"
+    assert changed_params(now, base) == {"train.epochs": "1"}
+    assert changed_params(base, base) == {} and changed_params(now, "") == {}
+
+
+def test_the_pipeline_run_starts_when_the_invocation_did(monkeypatch):
+    from lowlight.tracking import invocation_start, runs_url
+
+    monkeypatch.setenv("LOWLIGHT_PIPELINE_START", "1000.5")
+    assert invocation_start(now_ms=5_000_000) == 1_000_500
+    monkeypatch.delenv("LOWLIGHT_PIPELINE_START")
+    assert invocation_start(now_ms=5_000_000) == 5_000_000  # pytest is no dvc: it starts now
+    assert runs_url("3").endswith("/#/experiments/3/runs?workflowType=machine_learning")
+
+
+def test_an_experiment_made_without_a_kind_gets_the_model_training_kind(store):
+    from mlflow.tracking import MlflowClient
+
+    from lowlight.tracking import KIND, KIND_TAG, open_store
+
+    MlflowClient(tracking_uri=f"sqlite:///{store}").create_experiment("old")
+    client, exp_id, _ = open_store("old")
+    assert client.get_experiment(exp_id).tags[KIND_TAG] == KIND == "custom_model_development"
+    client.set_experiment_tag(exp_id, KIND_TAG, "genai_development")  # a user's choice is kept
+    client, exp_id, _ = open_store("old")
+    assert client.get_experiment(exp_id).tags[KIND_TAG] == "genai_development"
+
+
+def test_metrics_files_are_rounded_and_timings_go_beside_them(tmp_path):
+    import json
+
+    from lowlight.metrics_files import read_timings, write_metrics
+
+    write_metrics(tmp_path / "m" / "q.json", {"val_mae": 23.830389836872065, "n": 3, "fit_seconds": 2.5},
+                  ("val_mae", "n"), timings={"fit_seconds": 2.544095755001763})
+    assert (tmp_path / "m" / "q.json").read_text() == '{\n  "val_mae": 23.8304,\n  "n": 3\n}\n'
+    assert json.loads((tmp_path / "m" / "timings" / "q.json").read_text()) == {"fit_seconds": 2.544095755001763}
+    assert read_timings(tmp_path / "m") == {"q.fit_seconds": 2.544095755001763}
+    assert read_timings(tmp_path / "nowhere") == {}
+

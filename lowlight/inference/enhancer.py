@@ -126,7 +126,7 @@ class Enhancer:
 
         from lowlight.training.data import stack_inputs  # the same stacking the network was trained with
 
-        x = np.ascontiguousarray(stack_inputs(low, mapped, self.inputs))
+        x = np.require(stack_inputs(low, mapped, self.inputs), requirements=("C", "W"))  # torch warns on read-only
         t = torch.from_numpy(x).to(self.device)
         return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 

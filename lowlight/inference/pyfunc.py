@@ -94,7 +94,8 @@ class EnhancerModel(mlflow.pyfunc.PythonModel):
         self.enhancer = Enhancer.from_files(context.artifacts["quantile_model"], context.artifacts["network"],
                                             device="cpu")
 
-    def predict(self, context, model_input, params=None):
+    # the hint stops MLflow's "add type hints" warning; a DataFrame hint leaves the schema to SIGNATURE
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from lowlight.imageio import photo_metadata
         from lowlight.inference.enhancer import enhance
 

@@ -46,12 +46,15 @@ def image_context_uint8(image, size: int = CONTEXT_SIZE, band_rows: int = 512) -
     """
     import numpy as np
 
+    def tensor(a):  # a read-only array (np.asarray of a PIL image) is copied: torch warns on those
+        return torch.from_numpy(np.require(a, requirements=("C", "W"))).permute(2, 0, 1)
+
     h, w, c = image.shape
     if min(h, w) < size:
-        return image_context(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255))
+        return image_context(tensor(image)[None].float().div_(255))
     columns = []
     for top in range(0, h, band_rows):
-        band = torch.from_numpy(np.ascontiguousarray(image[top:top + band_rows])).permute(2, 0, 1).float().div_(255)
+        band = tensor(image[top:top + band_rows]).float().div_(255)
         columns.append(F.adaptive_avg_pool1d(band, size))  # C x rows x size
     narrow = torch.cat(columns, dim=1)  # C x H x size
     return F.adaptive_avg_pool1d(narrow.transpose(1, 2), size).transpose(1, 2)[None]

@@ -50,7 +50,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from lowlight.models.checkpoint import save_checkpoint
 from lowlight.config import BaseConfig, TrainConfig
@@ -58,6 +57,7 @@ from lowlight.models.devices import autocast, start_ranks
 from lowlight.errors import DataError
 from lowlight.models import count_parameters
 from lowlight.models.padding import run_padded, unwrap
+from lowlight.progress import is_terminal, progress as progress_bar
 from lowlight.tracking import NullTracker, Tracker
 from lowlight.training.data import input_channels
 from lowlight.training.outputs import LOG_COLUMNS, TrainOutputs, to_uint8, write_log, write_outputs, write_plots
@@ -141,8 +141,9 @@ def _one_epoch(run: Run, epoch: int) -> dict[str, Any]:
     t0 = time.monotonic()
     lr = _set_lr(run, t0)
     loss_sum, steps, seen, over_budget = 0.0, 0, 0, False
-    bar = tqdm(run.loader, desc=f"epoch {epoch}/{run.cfg.epochs}", disable=not run.ranks.main, leave=False,
-               dynamic_ncols=True, mininterval=1.0)
+    # a bar on a terminal only: in a log, the line per epoch (_checkpoint) is the step
+    bar = progress_bar(run.loader, desc=f"epoch {epoch}/{run.cfg.epochs}", unit="batch",
+                   disable=not (run.ranks.main and is_terminal()), leave=False, mininterval=1.0)
     for batch in bar:
         loss_value, over_budget = _step(run, batch, epoch, steps, t0)
         loss_sum += loss_value
@@ -221,7 +222,10 @@ def _finish(run: Run) -> dict[str, Any]:
         "train_minutes": st.train_seconds / 60, "wall_minutes": st.wall_seconds / 60, "world_size": run.ranks.world,
         "device": str(run.device.type), "amp": str(run.amp).replace("torch.", "") if run.amp else "off",
         "ema": bool(run.ema is not None),
-        "images_per_second": float(np.mean([r["images_per_second"] for r in st.history])) if st.history else 0.0,
+        "images_per_second": float(np.mean(speeds)) if (speeds := [r["images_per_second"] for r in st.history
+                                                                    if "images_per_second" in r]) else 0.0,
+        # a fine-tune none of whose epochs beat its starting weights saves them unchanged
+        "kept_starting_weights": cfg.init != "none" and st.best_epoch == 0,
     }
     if run.ranks.main:
         if run.best_weights is None:

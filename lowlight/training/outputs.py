@@ -12,12 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from lowlight.atomic import atomic_dir, atomic_path, write_json
+from lowlight.atomic import atomic_dir, atomic_path
+from lowlight.metrics_files import DIGITS, write_metrics
 
-__all__ = ["TrainOutputs", "LOG_COLUMNS", "to_uint8", "write_log", "write_outputs", "write_plots"]
+__all__ = ["TrainOutputs", "LOG_COLUMNS", "HEADLINE", "TIMINGS", "to_uint8", "write_log", "write_outputs", "write_plots"]
 
-LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "epoch_seconds",
-               "images_per_second"]
+# the per-epoch log DVC plots (and git holds): quality figures only, so a rerun writes the same bytes;
+# epoch 0 is a fine-tune's starting weights (no train_loss, no lr). Timings: TIMINGS, in the timings file
+LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr"]
+EPOCH_TIMINGS = ("epoch_seconds", "images_per_second")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in LOG_COLUMNS})
+        writer.writerow({k: (f"{v:.6g}" if k == "lr" else f"{v:.{DIGITS}f}") if isinstance(v, float) else v
+                         for k, v in row.items() if k in LOG_COLUMNS})
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue())
 
@@ -51,8 +55,9 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     from lowlight.plotting import plt, save_figure
 
     epochs = [r["epoch"] for r in rows]
+    trained = [r for r in rows if "train_loss" in r]  # epoch 0 (a fine-tune's start) was validated only
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax1.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
+    ax1.plot([r["epoch"] for r in trained], [r["train_loss"] for r in trained], marker="o", label="train")
     ax1.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
@@ -93,13 +98,17 @@ def _plot_samples(model: nn.Module, data, count: int, device: torch.device, path
 
 
 # what the metrics file holds; the run's other figures are in the summary the stage prints and the log
-HEADLINE = ("best_val_psnr", "best_val_ssim", "best_epoch", "epochs", "parameters", "cpu_ms_per_600x400")
+HEADLINE = ("best_val_psnr", "best_val_ssim", "best_epoch", "epochs", "parameters")
+# run-time figures: the untracked timings file (lowlight.metrics_files), and MLflow
+TIMINGS = ("cpu_ms_per_600x400", "cpu_threads", "train_minutes", "wall_minutes", "images_per_second")
 
 
 def write_outputs(outputs: TrainOutputs, summary: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    """The summary's headline numbers (a column each in `dvc exp show`) and the per-epoch log."""
+    """The summary's headline numbers (a column each in `dvc exp show`), its timings, and the per-epoch log."""
     if outputs.metrics_json:
-        write_json(outputs.metrics_json, {k: summary[k] for k in HEADLINE if k in summary})
+        timings = {k: summary[k] for k in TIMINGS if k in summary}
+        timings.update({k: [r[k] for r in history if k in r] for k in EPOCH_TIMINGS})
+        write_metrics(outputs.metrics_json, summary, HEADLINE, timings=timings)
     if outputs.log_csv:
         write_log(Path(outputs.log_csv), history)
 

@@ -64,6 +64,7 @@ def start_as_best(run: Run) -> None:
     st = run.state
     scores = validate(run)
     st.best_psnr, st.best_ssim, st.best_epoch = scores["val_psnr"], scores["val_ssim"], 0
+    st.history.append({"epoch": 0, **scores})  # on the curves, so the point to beat is on the plots
     run.best_weights = {k: v.detach().cpu().clone() for k, v in unwrap(run.evaluated).state_dict().items()}
     if run.ranks.main:
         run.say(f"epoch 0 (train.init's weights)  val_loss {scores['val_loss']:.4f}  "
