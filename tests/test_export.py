@@ -193,3 +193,40 @@ def test_cuda_without_its_provider_says_so(monkeypatch):
 def test_cpu_sessions_flush_denormals(exported):
     session, _ = open_session(exported[1], "network", "lowlight.network.onnx/1")
     assert session.get_session_options().get_session_config_entry("session.set_denormal_as_zero") == "1"
+
+
+def test_tiles_on_onnx_runtime_match_pytorchs(fitted, exported):
+    import dataclasses
+
+    ort_enh, ref = Enhancer.from_files(*exported[:2]), Enhancer.from_files(*fitted)
+    low = darken(synthetic_photo(150, 200, seed=4), 0.05)
+    tiled = [dataclasses.replace(e, tile_pixels=1, tile=64, overlap=16)(low) for e in (ort_enh, ref)]
+    assert np.abs(tiled[0].astype(int) - tiled[1].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("w, h", [(4240, 2832), (6000, 4000), (2600, 1700)])
+def test_tiles_cover_a_photo_with_little_rerun(w, h):
+    """Near-equal tiles: the pixels the network runs on exceed the photo's by the overlaps alone."""
+    from lowlight.inference.tiles import OVERLAP, TILE, even_tile, tile_starts
+
+    m = 8
+    sides = []
+    for n in (h + -h % m, w + -w % m):
+        side = even_tile(n, TILE, OVERLAP, m)
+        starts = tile_starts(n, side, OVERLAP)
+        assert side <= TILE + m and starts[-1] + side == n
+        sides.append(len(starts) * side)
+    assert sides[0] * sides[1] / (w * h) < 1.08
+
+
+def test_big_photos_get_a_tile_progress_bar(capsys):
+    from lowlight.cli.tile_progress import TileBar
+
+    bar = TileBar()
+    for done in range(1, 5):
+        bar(done, 4)
+    err = capsys.readouterr().err
+    assert bar.bar is None and "big photo" in err and "/4" in err  # shown, then closed (leave=False)
+    quiet = TileBar(disable=True)
+    quiet(1, 4)
+    assert quiet.bar is None

@@ -8,7 +8,6 @@ whatever was there before and no half-written file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -43,13 +42,14 @@ def export_pair(checkpoint: Path, quantile_model: Path, network_out: Path, boost
     net_proto = network_to_onnx(network.model, network_settings(Path(checkpoint), network.meta))
     qm = reference.quantile_model
     booster_proto = booster_to_onnx(json.loads(qm.booster.save_raw("json")), qm._meta())
-    with contextlib.ExitStack() as stack:
-        tmp_net = stack.enter_context(atomic_path(network_out))
-        tmp_booster = stack.enter_context(atomic_path(booster_out))
+    # nested, so that a failed write is reported with its own file's name; neither is renamed into
+    # place before both are written and checked
+    with atomic_path(network_out) as tmp_net:
         tmp_net.write_bytes(net_proto.SerializeToString())
-        tmp_booster.write_bytes(booster_proto.SerializeToString())
-        exported = Enhancer.from_files(tmp_booster, tmp_net, histmap=histmap, device="cpu")
-        figures = compare_pair(reference, exported, pairs())
-        require_match(figures, f"{network_out} and {booster_out}")
+        with atomic_path(booster_out) as tmp_booster:
+            tmp_booster.write_bytes(booster_proto.SerializeToString())
+            exported = Enhancer.from_files(tmp_booster, tmp_net, histmap=histmap, device="cpu")
+            figures = compare_pair(reference, exported, pairs())
+            require_match(figures, f"{network_out} and {booster_out}")
     return figures
 
