@@ -8,7 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 TORCH ?= cpu
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: setup repro exps test test-fast bench wheel-check browser clean-venv
+.PHONY: setup repro exps test test-fast bench wheel-check export-shipped browser clean-venv
 
 setup: $(VENV)/.installed
 
@@ -51,8 +51,14 @@ browser:
 	  else echo "no chromium/chromedriver and no root apt-get: the browser test will be skipped"; fi; \
 	fi
 
-wheel-check: setup      ## build wheel + sdist, install the wheel alone in a clean venv, enhance a photo with it
+wheel-check: setup      ## build wheel + sdist, install the wheel alone in a clean venv (<= 300 MB, no torch), enhance a photo with it
 	$(BIN)/python benchmarks/install_size.py
+
+# the shipped ONNX pair from lowlight/weights/model.pt and quantiles.ubj: rerun whenever those change;
+# checked against PyTorch + XGBoost on LOL pairs when ../shared/datasets/LOL is there, else on synthetic ones
+LOL_PAIRS ?= ../shared/datasets/LOL/our485
+export-shipped: setup   ## re-export lowlight/weights/model.onnx and quantiles.onnx from the .pt and .ubj
+	$(BIN)/python -m lowlight.export --shipped $(if $(wildcard $(LOL_PAIRS)/low),--data $(LOL_PAIRS))
 
 test-fast: setup        ## skip the slow tests while iterating
 	$(BIN)/pytest -m "not slow"

@@ -1,26 +1,23 @@
-"""Speed and memory of `lowlight enhance` on CPU: the figures issue 6 asks for.
+"""Speed and memory of `lowlight enhance` on CPU: ONNX Runtime against the PyTorch path, and cost per pixel.
 
-1. End-to-end time for one 600 x 400 image (histogram features, XGBoost
-   prediction, mapping, network), decoding excluded: median over repeats, with
-   the time of each step.
-2. Images per second over a folder of 100 such images (decoded beforehand).
-3. A 6000 x 4000 image in a fresh process: wall time, peak resident memory
-   (whole process, Python and torch included), output size, and the largest
-   difference between tiled and whole-image output on a 1600 x 1200 crop.
+1. One 600 x 400 image end to end (features, quantile booster, mapping, network), decoding
+   excluded, median over repeats: the exported pair in ONNX Runtime (what the tool runs) and
+   the PyTorch + XGBoost pipeline it was exported from, in this same run, with each one's
+   network alone.
+2. The ms/MP curve of the tool at 0.24, 1, 4, 12 and 24 MP, each size in a fresh process
+   (median of repeats after one warm-up; peak resident memory of the whole process), and each
+   size's cost per megapixel relative to 1 MP.
 
-Inputs are LOL low images when ``--lol`` points at a copy (default
-``../shared/datasets/LOL``), else the demo photos darkened by the project's own
-low-light model. Weights: the ones shipped in the package unless
-``--quantiles``/``--weights`` name the pipeline's outputs.
+Inputs are LOL low images when ``--lol`` points at a copy (default ``../shared/datasets/LOL``),
+else synthetic dark photos. Weights: the shipped ones.
 
-    python benchmarks/enhance_speed.py                 # 2 threads, shipped weights
-    python benchmarks/enhance_speed.py --weights models/model.pt --quantiles models/quantiles.ubj
+    python benchmarks/enhance_speed.py                  # all of it
+    python benchmarks/enhance_speed.py --sizes ''        # the 600 x 400 comparison only
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import subprocess
@@ -30,55 +27,30 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SIZES = {"0.24": (600, 400), "1": (1224, 816), "4": (2448, 1632), "12": (4240, 2832), "24": (6000, 4000)}
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", type=Path, default=None, help="network checkpoint (default: shipped)")
-    ap.add_argument("--quantiles", type=Path, default=None, help="quantile model (default: shipped)")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lol", type=Path, default=Path("../shared/datasets/LOL"))
-    ap.add_argument("--images", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--big", default="6000x4000", help="WxH of the large image; '' to skip")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--sizes", default=",".join(SIZES), help="megapixel sizes of the curve, of " + ", ".join(SIZES))
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
-def load_enhancer(args):
-    import torch
-
-    from lowlight.inference.enhancer import Enhancer
-
-    torch.set_num_threads(args.threads)
-    if args.weights is None and args.quantiles is None:
-        return Enhancer.pretrained(device="cpu")
-    if args.weights is None or args.quantiles is None:
-        raise SystemExit("give both --weights and --quantiles, or neither (shipped weights)")
-    return Enhancer.from_files(args.quantiles, args.weights, device="cpu")
-
-
-def sample_images(args, n: int) -> tuple[list[np.ndarray], str]:
-    """n uint8 400 x 600 x 3 dark images, decoded (and darkened) before any timing."""
+def sample_image(args) -> np.ndarray:
     from lowlight.imageio import is_image_file, read_rgb
 
     low = args.lol / "our485" / "low"
     if low.is_dir():
-        files = sorted(p for p in low.iterdir() if is_image_file(p))[:n]
-        imgs = [read_rgb(f) for f in files]
-        imgs = [im[:400, :600] for im in imgs if im.shape[0] >= 400 and im.shape[1] >= 600]
-        if imgs:
-            return (imgs * n)[:n], f"LOL our485/low ({low})"
-    from PIL import Image
-
-    from lowlight.config import DegradeConfig
-    from lowlight.data.degrade import apply_degradation, sample_degradation
-    from lowlight.data.prepare import demo_photo_paths
-
-    rng = np.random.default_rng(0)
-    photos = [np.asarray(Image.open(p).convert("RGB").resize((600, 400))) for _, p, _ in demo_photo_paths()]
-    imgs = [apply_degradation(photos[i % len(photos)], sample_degradation(DegradeConfig(), rng), DegradeConfig(), rng)
-            for i in range(n)]
-    return imgs, "demo photos darkened by lowlight.data.degrade"
+        for f in sorted(p for p in low.iterdir() if is_image_file(p)):
+            im = read_rgb(f)
+            if im.shape[0] >= 400 and im.shape[1] >= 600:
+                return np.ascontiguousarray(im[:400, :600])
+    return big_image(600, 400)
 
 
 def big_image(w: int, h: int) -> np.ndarray:
@@ -97,78 +69,71 @@ def big_image(w: int, h: int) -> np.ndarray:
     return out
 
 
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up (kernel selection, first allocations)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def compare_600x400(args) -> None:
+    from lowlight.inference import shipped
+    from lowlight.inference.enhancer import Enhancer
+
+    img = sample_image(args)
+    ort_enh = Enhancer.pretrained(device="cpu")
+    torch_enh = Enhancer.from_files(shipped.WEIGHTS_DIR / shipped.QUANTILE_MODEL, shipped.WEIGHTS_DIR / shipped.NETWORK)
+    mapped = ort_enh.map(img)
+    print(f"one 600 x 400 image, median of {args.repeats} runs (the two in turn, this process):")
+    rows = []
+    for name, enh in (("ONNX Runtime", ort_enh), ("PyTorch + XGBoost", torch_enh)):
+        rows.append((name, _median_ms(lambda: enh(img), args.repeats),
+                     _median_ms(lambda: enh._run(img, mapped), args.repeats)))
+    for name, whole, net in rows:
+        print(f"  {name:<18} end to end {whole:6.1f} ms   network alone {net:6.1f} ms")
+    print(f"  ONNX Runtime / PyTorch end to end: {rows[0][1] / rows[1][1]:.2f}")
+
+
 def child(args) -> None:
-    """Runs in a fresh process so peak memory is this image's alone."""
-    w, h = (int(v) for v in args.big.lower().split("x"))
-    enh = load_enhancer(args)
+    """One size in a fresh process, so its peak memory is its own."""
+    from lowlight.inference.enhancer import Enhancer
+
+    w, h = SIZES[args.child]
+    enh = Enhancer.pretrained(device="cpu")
     img = big_image(w, h)
-    t0 = time.perf_counter()
-    out = enh(img)
-    seconds = time.perf_counter() - t0
-    crop = np.ascontiguousarray(img[:1200, :1600])
-    diff = 0
-    if enh.network is not None:  # the whole enhancer both ways (exposure anchor included)
-        whole = dataclasses.replace(enh, tile_pixels=crop.shape[0] * crop.shape[1])(crop)
-        diff = int(np.abs(whole.astype(int) - forced_tiles(enh)(crop).astype(int)).max())
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
-    print(json.dumps({"seconds": seconds, "peak_gib": peak_gb, "in": [h, w], "out": list(out.shape[:2]),
-                      "tile_vs_whole_max_diff": diff}))
+    repeats = 3 if w * h < 5e6 else 1
+    ms = _median_ms(lambda: enh(img), repeats)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB -> GiB
+    print(json.dumps({"ms": ms, "mp": w * h / 1e6, "peak_gib": peak}))
 
 
-def forced_tiles(enh):
-    """The same enhancer forced to tile a 1600 x 1200 crop (tiles of 512)."""
-    return dataclasses.replace(enh, tile_pixels=0, tile=512)
+def curve(args) -> None:
+    sizes = [s for s in args.sizes.split(",") if s]
+    rows = {}
+    for s in sizes:
+        done = subprocess.run([sys.executable, __file__, "--child", s], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{s} MP run failed:\n{done.stderr[-3000:]}")
+        rows[s] = json.loads(done.stdout.strip().splitlines()[-1])
+    base = rows.get("1")
+    print("the tool (ONNX Runtime) by photo size, each in a fresh process:")
+    for s, r in rows.items():
+        per = r["ms"] / r["mp"]
+        rel = f"  {per / (base['ms'] / base['mp']):.2f}x of 1 MP" if base else ""
+        print(f"  {s:>5} MP ({SIZES[s][0]}x{SIZES[s][1]}): {r['ms'] / 1000:6.2f} s, {per:6.0f} ms/MP, "
+              f"peak {r['peak_gib']:.2f} GiB{rel}")
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.child:
         return child(args)
-    import torch
-
-    enh = load_enhancer(args)
-    imgs, source = sample_images(args, args.images)
-    print(f"inputs: {source}; torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-
-    one = imgs[0]
-    enh(one)  # warm-up (oneDNN kernel selection, XGBoost predictor)
-    steps = {"percentiles (features + XGBoost)": [], "mapping": [], "network": [], "end to end": []}
-    from lowlight.histbranch.histmap import map_image
-
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        q = enh.predict_percentiles(one)
-        t1 = time.perf_counter()
-        mapped = map_image(one, q, enh.histmap)
-        t2 = time.perf_counter()
-        if enh.network is not None:
-            enh._run(one, mapped)
-        t3 = time.perf_counter()
-        enh(one)
-        t4 = time.perf_counter()
-        for times, dt in zip(steps.values(), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            times.append(dt)
-    print("one 600 x 400 image, median of", args.repeats, "runs:")
-    for k, v in steps.items():
-        print(f"  {k:34s} {1000 * float(np.median(v)):7.1f} ms")
-
-    t0 = time.perf_counter()
-    for im in imgs:
-        enh(im)
-    dt = time.perf_counter() - t0
-    print(f"{len(imgs)} images of 600 x 400: {dt:.2f} s, {len(imgs) / dt:.1f} images/s")
-
-    if args.big:
-        cmd = [sys.executable, __file__, "--child", "--big", args.big, "--threads", str(args.threads)]
-        if args.weights is not None:
-            cmd += ["--weights", str(args.weights), "--quantiles", str(args.quantiles)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"large-image run failed:\n{done.stderr[-3000:]}")
-        r = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{args.big} image: {r['seconds']:.1f} s, peak memory {r['peak_gib']:.2f} GiB (whole process), "
-              f"output {r['out'][1]}x{r['out'][0]}; tiled vs whole on a 1600x1200 crop: max difference "
-              f"{r['tile_vs_whole_max_diff']} levels")
+    compare_600x400(args)
+    if args.sizes:
+        curve(args)
 
 
 if __name__ == "__main__":

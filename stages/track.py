@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--plots", type=Path, required=True, help="the stages' plots folder")
     ap.add_argument("--quantile-model", type=Path, required=True)
     ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--quantiles-onnx", type=Path, required=True, help="the exported booster the logged model runs")
+    ap.add_argument("--network-onnx", type=Path, required=True, help="the exported network the logged model runs")
     return ap.parse_args(argv)
 
 
@@ -123,7 +125,7 @@ def record(args: argparse.Namespace, p) -> str:
         tracker.log_artifact(args.metrics / "timings", "metrics/timings")
         tracker.log_artifact(args.plots, "plots")
         rec = log_dataset(args.data, p.data.source)
-        info = log_enhancer_model(args.quantile_model, args.checkpoint,
+        info = log_enhancer_model(args.quantiles_onnx, args.network_onnx,
                                   registered_model_name=p.evaluate.register_model or None)
         mlflow.xgboost.log_model(QuantileModel.load(args.quantile_model).booster, name="quantile_booster")
         if p.evaluate.register_model and info.registered_model_version is not None:

@@ -79,22 +79,22 @@ def test_tiled_matches_untiled(enhancer):
 
 def _whole_image_blend(net: Enhancer, low: np.ndarray) -> np.ndarray:
     """The tiled run with one float accumulator for the whole image (as before the bands)."""
-    from lowlight.inference.tiles import blend_window, tile_starts, to_uint8
-    from lowlight.models.padding import size_multiple
+    from lowlight.inference.tiles import blend_window, even_tile, tile_starts, to_uint8
 
     h, w = low.shape[:2]
-    m = size_multiple(net.network)
+    m = net.network.size_multiple
     ph, pw = -h % m, -w % m
     pad = np.pad(low, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
     tile = max(m, net.tile // m * m)
     overlap = min(-(-net.overlap // m) * m, tile // 2 // m * m)
     H, W = pad.shape[:2]
+    th, tw = even_tile(H, tile, overlap, m), even_tile(W, tile, overlap, m)
     acc, weight = np.zeros((H, W, 3), np.float32), np.zeros((H, W, 1), np.float32)
-    for y0 in tile_starts(H, tile, overlap):
-        for x0 in tile_starts(W, tile, overlap):
-            sl = (slice(y0, min(y0 + tile, H)), slice(x0, min(x0 + tile, W)))
+    for y0 in tile_starts(H, th, overlap):
+        for x0 in tile_starts(W, tw, overlap):
+            sl = (slice(y0, min(y0 + th, H)), slice(x0, min(x0 + tw, W)))
             out = net._run(pad[sl], pad[sl])
-            win = blend_window(*out.shape[:2], overlap, (y0 > 0, y0 + tile < H, x0 > 0, x0 + tile < W))[..., None]
+            win = blend_window(*out.shape[:2], overlap, (y0 > 0, y0 + th < H, x0 > 0, x0 + tw < W))[..., None]
             acc[sl] += out * win
             weight[sl] += win
     acc /= weight

@@ -339,3 +339,17 @@ def test_lol_eval15_unprocessed_matches_the_literature(tmp_path):
     _, s = evaluate_dirs(LOL / "eval15" / "low", _lol_high_dir(tmp_path, "eval15"))
     assert s["n_images"] == 15
     assert s["psnr"] == pytest.approx(7.77, abs=5e-3)
+
+
+def test_blur_without_scipy_is_scipys():
+    """The plain install has no scipy: its NumPy blur gives scipy's sums (SSIM to 1e-10)."""
+    from scipy.ndimage import correlate1d
+
+    from lowlight.evaluation import scores
+
+    rng = np.random.default_rng(0)
+    for shape in [(3, 40, 56), (3, 4, 3), (3, 1, 1)]:
+        x = rng.random(shape) * 255
+        want = correlate1d(correlate1d(x, scores._TAPS, axis=-1, mode="reflect"), scores._TAPS, axis=-2,
+                           mode="reflect")
+        np.testing.assert_allclose(scores._correlate_reflect(scores._correlate_reflect(x, -1), -2), want, atol=1e-10)

@@ -174,6 +174,10 @@ class Stage:
             return [str(STAGES / "train.py"), *p, "--data", prepared, "--mapped", str(w / "data/mapped"),
                     "--checkpoint", o["models/model.pt"], "--metrics", o["metrics/train.json"],
                     "--log", o["metrics/train_log.csv"], "--plots", o["plots/train"]]
+        if self.name == "export":
+            return [str(STAGES / "export.py"), *p, "--data", prepared, "--quantile-model", qmodel, "--checkpoint", ckpt,
+                    "--network-out", o["models/model.onnx"], "--quantiles-out", o["models/quantiles.onnx"],
+                    "--metrics", o["metrics/export.json"]]
         if self.name == "evaluate":
             return [str(STAGES / "evaluate.py"), *p, "--data", prepared, "--quantile-model", qmodel,
                     "--checkpoint", ckpt, "--metrics", o["metrics/eval.json"],
@@ -189,6 +193,7 @@ SPECS = {s.name: s for s in [
     Stage("prepare", ("data/prepared",)),
     Stage("histmap", ("data/mapped", "metrics/histmap.json")),
     Stage("train", ("models/model.pt", "metrics/train.json", "metrics/train_log.csv", "plots/train")),
+    Stage("export", ("models/model.onnx", "models/quantiles.onnx", "metrics/export.json"), whole=False),
     Stage("evaluate", ("metrics/eval.json", "metrics/eval_per_image.csv", "plots/eval", "metrics/eval_table.md")),
     Stage("enhance", ("enhanced",), whole=False),
 ]}
@@ -439,6 +444,15 @@ def test_kill_train_resumes_to_the_same_model(world, reference, tmp_path):
     # die in epoch 2 as its log is renamed, after epoch 1's checkpoint and state were saved
     rerun = _kill_then_rerun(stage, world, tmp_path / "run", [("replace", states[0] + 1)], ref, min_kills=1)
     assert "resuming after epoch 1" in rerun.stdout, rerun.stdout
+
+
+@pytest.mark.slow
+def test_kill_export_leaves_no_partial_onnx_file(world, reference, tmp_path):
+    stage = SPECS["export"]
+    ref = reference("export")
+    # as the network's temporary file is made, as the booster's is, and as the checked booster is renamed
+    triggers = [("create", 1), ("create", 2), ("replace", 1)]
+    _kill_then_rerun(stage, world, tmp_path / "run", triggers, ref, min_kills=2)
 
 
 @pytest.mark.slow

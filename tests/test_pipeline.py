@@ -23,7 +23,7 @@ from repo_copy import BIN, make_repo_copy, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["prepare", "eda", "quantiles", "histmap", "train", "evaluate", "track"]
+STAGES = ["prepare", "eda", "quantiles", "histmap", "train", "export", "evaluate", "track"]
 
 
 def _digest(path: Path) -> dict[str, str]:
@@ -47,7 +47,7 @@ def test_repro_runs_all_stages(reproduced):
     for stage in STAGES:
         assert f"Running stage '{stage}'" in proc.stdout, proc.stdout
     for out in ["data/prepared/manifest.csv", "data/eda/percentiles.csv", "models/quantiles.ubj",
-                "models/model.pt", "metrics/eval.json", "metrics/histmap.json", "metrics/train.json"]:
+                "models/model.pt", "models/model.onnx", "models/quantiles.onnx", "metrics/export.json", "metrics/eval.json", "metrics/histmap.json", "metrics/train.json"]:
         assert (repo / out).is_file(), out
     ev = json.loads((repo / "metrics/eval.json").read_text())
     assert ev  # real numbers, checked in depth by the evaluation tests
@@ -82,8 +82,8 @@ def _stale(repo: Path) -> set[str]:
 
 @pytest.mark.parametrize("edit, stale", [
     ("lowlight/evaluation/report.py", {"evaluate"}),  # the table renderer: the network is not retrained
-    ("lowlight/models/unet.py", {"train", "evaluate"}),  # the network: the quantile model is not refitted
-    ("lowlight/histbranch/quantiles.py", {"quantiles", "histmap", "evaluate"}),  # downstream ones follow once it reruns
+    ("lowlight/models/unet.py", {"train", "export", "evaluate"}),  # the network: the quantile model is not refitted
+    ("lowlight/histbranch/quantiles.py", {"quantiles", "histmap", "export", "evaluate"}),  # downstream ones follow
     ("params:base.experiment", set()),  # the MLflow experiment's name changes no output
     ("params:train.lr", {"train"}),
     ("params:base.threads", {"quantiles", "train"}),

@@ -91,7 +91,7 @@ def test_pyfunc_model_gives_the_cli_pixels(store, tmp_path):
     assert [c.name for c in info.signature.inputs.inputs] == ["image", "strength"]
     model_dir = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "dl")))
     assert {"input_example.json", "serving_input_example.json"} & {p.name for p in model_dir.iterdir()}
-    assert {p.name for p in (model_dir / "artifacts").iterdir()} == {"quantiles.ubj", "model.pt"}
+    assert {p.name for p in (model_dir / "artifacts").iterdir()} == {"quantiles.onnx", "model.onnx"}  # the ONNX pair
     assert not (model_dir / "code" / "lowlight" / "weights").exists()  # the weights travel as artifacts only
 
     model = mlflow.pyfunc.load_model(uri)
@@ -119,6 +119,25 @@ def test_pyfunc_model_gives_the_cli_pixels(store, tmp_path):
         model.predict(pd.DataFrame({"image": [encode_image(png), encode_image(b"not an image")]}))
 
 
+# a light install (numpy, Pillow, onnxruntime) plus MLflow: torch and XGBoost cannot be imported
+_NO_FITTING_SIDE = """
+import sys
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "xgboost"):
+            raise ImportError(f"{name} is not installed (the light install)")
+        return None
+sys.meta_path.insert(0, _Refuse())
+"""
+
+
+def test_logging_refuses_the_fitting_side_files(store, tmp_path):
+    from lowlight.inference import shipped
+
+    with pytest.raises(ValueError, match="exported .onnx"):
+        log_enhancer_model(shipped.WEIGHTS_DIR / shipped.QUANTILE_MODEL, shipped.WEIGHTS_DIR / shipped.NETWORK)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,9 +159,13 @@ def test_served_model_gives_the_cli_pixels(store, tmp_path):
     assert exe.is_file(), exe
     port = _free_port()
     log = tmp_path / "serve.log"
-    # mlflow runs `uvicorn` from PATH: the one beside this interpreter, also when the venv is not activated
+    # mlflow runs `uvicorn` from PATH: the one beside this interpreter, also when the venv is not activated;
+    # the server (and the workers it starts) cannot import torch or XGBoost, as in a light install
+    (tmp_path / "light").mkdir()
+    (tmp_path / "light" / "sitecustomize.py").write_text(_NO_FITTING_SIDE)
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri_store, LOWLIGHT_MLFLOW="0",
-               PATH=os.pathsep.join([str(exe.parent), os.environ.get("PATH", "")]))
+               PATH=os.pathsep.join([str(exe.parent), os.environ.get("PATH", "")]),
+               PYTHONPATH=os.pathsep.join([str(tmp_path / "light"), os.environ.get("PYTHONPATH", "")]))
     with open(log, "wb") as fh:
         proc = subprocess.Popen([str(exe), "models", "serve", "-m", uri, "--env-manager", "local",
                                  "-h", "127.0.0.1", "-p", str(port)],

@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
                    "on the network upload photos and download every photo the app keeps, with no password "
                    "(default: %(default)s, this computer only; see docs/reliability.md)")
     p.add_argument("--port", type=int, default=7860, help="default: %(default)s")
-    p.add_argument("--weights", type=Path, help="network checkpoint (default: the shipped one)")
-    p.add_argument("--quantile-model", type=Path, help="quantile model (default: the shipped one)")
+    p.add_argument("--weights", type=Path, help="network, exported .onnx (default: the shipped one; a .pt checkpoint needs PyTorch)")
+    p.add_argument("--quantile-model", type=Path, help="quantile model, exported .onnx (default: the shipped one; a .ubj needs XGBoost)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="default: %(default)s")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help=f"refuse photos with more pixels, from the header before decoding (default: {MAX_PIXELS}; "
@@ -91,10 +91,8 @@ def run(args) -> int:
     device = args.device
 
     def factory():
-        from lowlight.histbranch.xgboost_import import import_xgboost_lean
         from lowlight.inference.enhancer import Enhancer
 
-        import_xgboost_lean()  # the app only predicts
         return Enhancer.from_files(qm, net, device=device)
 
     max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels

@@ -38,6 +38,7 @@ from lowlight.cli.helptext import plain
 from lowlight.errors import UserError
 from lowlight.imageio import MAX_PIXELS, ImageError
 from lowlight.cli.output_plan import Job, plan_outputs
+from lowlight.inference.tiles import TILE_PIXELS
 
 __all__ = ["add_parser", "run", "Job", "plan_jobs"]
 
@@ -64,14 +65,14 @@ def add_parser(sub) -> None:
                    help=f"refuse images with more pixels, from the header before decoding (default: {MAX_PIXELS}; "
                         "enhancing takes about 30 bytes of memory a pixel); also raises Pillow's own limit")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="default: %(default)s")
-    p.add_argument("--weights", type=Path, help="network checkpoint (default: the shipped one)")
-    p.add_argument("--quantile-model", type=Path, help="quantile model (default: the shipped one)")
+    p.add_argument("--weights", type=Path, help="network, exported .onnx (default: the shipped one; a .pt checkpoint needs PyTorch)")
+    p.add_argument("--quantile-model", type=Path, help="quantile model, exported .onnx (default: the shipped one; a .ubj needs XGBoost)")
     p.add_argument("--compare", action="store_true", help="also write a side-by-side picture (low | enhanced) of "
                    "each image, named <output name>.compare.png, into --compare-dir")
     p.add_argument("--compare-dir", type=Path, help="folder for the --compare pictures; implies --compare (default: OUT.compare, beside "
                    "OUT, never inside it: a later `lowlight evaluate OUT REF` or `lowlight enhance OUT` must not "
                    "take them for outputs or photos)")
-    p.add_argument("--tile-pixels", type=int, default=1024 * 1024,
+    p.add_argument("--tile-pixels", type=int, default=TILE_PIXELS,
                    help="images with more pixels run through the network in tiles (bounded memory; "
                         "default: %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -115,12 +116,11 @@ def _check_options(args) -> tuple[Path, Path]:
 
 
 def _load_enhancer(args, quantile_model: Path, weights: Path):
-    from lowlight.histbranch.xgboost_import import import_xgboost_lean
+    from lowlight.cli.tile_progress import TileBar
     from lowlight.inference.enhancer import Enhancer
 
-    import_xgboost_lean()  # this process only predicts: 1.7 s less start-up
-
-    return Enhancer.from_files(quantile_model, weights, device=args.device, tile_pixels=args.tile_pixels)
+    return Enhancer.from_files(quantile_model, weights, device=args.device, tile_pixels=args.tile_pixels,
+                               progress=TileBar(disable=args.quiet))
 
 
 def _plan(args):

@@ -98,10 +98,28 @@ _C2 = (0.03 * 255) ** 2
 
 
 def _blur(x: np.ndarray) -> np.ndarray:
-    """Separable 11x11 Gaussian over the last two axes, borders reflected (scikit-image's choice)."""
-    from scipy.ndimage import correlate1d
+    """Separable 11x11 Gaussian over the last two axes, borders reflected (scikit-image's choice).
 
+    scipy where it is installed (the pipeline); the plain install has no scipy, and gets the same
+    sums in NumPy (``lowlight evaluate`` there)."""
+    try:
+        from scipy.ndimage import correlate1d
+    except ImportError:
+        return _correlate_reflect(_correlate_reflect(x, -1), -2)
     return correlate1d(correlate1d(x, _TAPS, axis=-1, mode="reflect"), _TAPS, axis=-2, mode="reflect")
+
+
+def _correlate_reflect(x: np.ndarray, axis: int) -> np.ndarray:
+    """scipy's ``correlate1d(x, _TAPS, axis, mode="reflect")`` in NumPy ("reflect" is NumPy's "symmetric")."""
+    r = len(_TAPS) // 2
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (r, r)
+    xp = np.moveaxis(np.pad(x, pad, mode="symmetric"), axis, 0)
+    n = x.shape[axis]
+    out = _TAPS[0] * xp[:n]
+    for k in range(1, len(_TAPS)):
+        out += _TAPS[k] * xp[k:k + n]
+    return np.moveaxis(out, 0, axis)
 
 
 class _SsimReference:

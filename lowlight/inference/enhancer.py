@@ -7,9 +7,12 @@ tiling and device handling live here once:
    from the WHOLE low image's histogram (also when the network runs in tiles);
 2. :func:`lowlight.histbranch.histmap.map_image` maps the low image onto that histogram;
 3. the network refines (low, mapped) into the final image, padded to its size
-   multiple in :mod:`lowlight.models.padding`; images over ``tile_pixels`` are
-   processed in overlapping tiles blended with a smooth window, so there are no
-   seams and memory stays bounded (one band of tile rows is held in float at a time);
+   multiple; it runs in ONNX Runtime (:mod:`lowlight.inference.onnx_models`, the
+   exported pair), or in PyTorch for a checkpoint (:mod:`lowlight.models.torch_runner`,
+   the reference the export is checked against). Images over ``tile_pixels`` are
+   processed in overlapping tiles of near-equal size blended with a smooth window, so
+   there are no seams and memory stays bounded (one band of tile rows is held in float
+   at a time);
 4. the exposure anchor (the checkpoint's ``train.exposure_anchor``,
    :mod:`lowlight.inference.exposure`) pulls the result's overall brightness towards
    the mapped image's, one gain for the whole photo;
@@ -32,7 +35,9 @@ from lowlight.inference import shipped
 from lowlight.inference.exposure import anchor_exposure
 from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_strength,
                                          checkpoint_anchor, default_weights, resolve_device, resolve_weights)
-from lowlight.inference.tiles import apply_strength, blend_window, padded_pixels, tile_starts, to_uint8
+from lowlight.inference.network_input import stack_inputs
+from lowlight.inference.tiles import (OVERLAP, TILE, TILE_PIXELS, apply_strength, blend_window, even_tile,
+                                      padded_pixels, tile_starts, to_uint8)
 
 # the settings' names stay importable from here, where the command line and the app import them
 __all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "resolve_weights", "check_strength", "resolve_device",
@@ -44,13 +49,13 @@ class Enhancer:
     """Holds the loaded models; call it on a uint8 RGB array."""
 
     quantile_model: Any
-    network: Any = None  # torch.nn.Module or None (mapping only)
+    network: Any = None  # a network runner (OnnxNetwork, TorchNetwork), a torch.nn.Module, or None (mapping only)
     inputs: str = "low+mapped"
     histmap: HistmapConfig = field(default_factory=HistmapConfig)
     device: str = "cpu"
-    tile_pixels: int = 1024 * 1024  # above this many pixels the network runs in tiles
-    tile: int = 768
-    overlap: int = 64
+    tile_pixels: int = TILE_PIXELS  # above this many pixels the network runs in tiles
+    tile: int = TILE  # the longest tile side (tiles are as near this as an even split allows)
+    overlap: int = OVERLAP
     strength: float = 1.0  # 0: the input unchanged, 1: the full enhancement (see check_strength)
     exposure_anchor: float = 0.0  # train.exposure_anchor of the checkpoint (lowlight.inference.exposure)
     progress: Callable[[int, int], None] | None = field(default=None, compare=False)  # (done, total) tiles
@@ -58,27 +63,37 @@ class Enhancer:
     def __post_init__(self):
         self.strength = check_strength(self.strength)
         self.exposure_anchor = check_anchor(self.exposure_anchor)
+        if self.network is not None and not hasattr(self.network, "runtime"):  # a bare torch module
+            from lowlight.models.torch_runner import TorchNetwork
+
+            self.network = TorchNetwork(self.network, self.inputs, self.device)
 
     @classmethod
     def from_files(cls, quantile_model: str | Path, checkpoint: str | Path | None = None,
                    histmap: HistmapConfig | None = None, device: str = "cpu", **kwargs) -> "Enhancer":
-        from lowlight.histbranch.quantiles import QuantileModel
+        """The exported ``.onnx`` pair in ONNX Runtime (what the tool runs); a ``.ubj`` quantile model or a
+        ``.pt`` checkpoint is read with XGBoost or PyTorch instead (the pipeline extra: the reference)."""
+        device = resolve_device(device)
+        if Path(quantile_model).suffix == ".onnx":
+            from lowlight.inference.onnx_models import load_quantile_model
 
-        qm = QuantileModel.load(Path(quantile_model), trusted_sha256=frozenset({shipped.QUANTILE_MODEL_SHA256}))
-        net, inputs = None, "low+mapped"
-        torch_device = resolve_device(device)
-        if checkpoint is not None:
-            from lowlight.models.checkpoint import load_checkpoint
+            qm = load_quantile_model(quantile_model)
+        else:
+            qm = _fitted_quantile_model(Path(quantile_model))
+        net, inputs, raw_histmap = None, "low+mapped", None
+        if checkpoint is not None and Path(checkpoint).suffix == ".onnx":
+            from lowlight.inference.onnx_models import load_network
 
-            net, meta = load_checkpoint(Path(checkpoint), device=torch_device)
-            inputs = meta.get("inputs", inputs)
-            if "exposure_anchor" not in kwargs:
-                kwargs["exposure_anchor"] = checkpoint_anchor(Path(checkpoint), meta)
-            if histmap is None:
-                raw = (meta.get("params") or {}).get("histmap")
-                if raw:
-                    histmap = from_dict(HistmapConfig, raw, prefix="histmap")
-        return cls(qm, net, inputs, histmap or HistmapConfig(), str(torch_device), **kwargs)
+            net = load_network(checkpoint, device)
+            inputs, raw_histmap = net.inputs, net.histmap
+            kwargs.setdefault("exposure_anchor", check_anchor(net.exposure_anchor, f"{checkpoint}: exposure_anchor"))
+        elif checkpoint is not None:
+            net, meta = _checkpoint_network(Path(checkpoint), device)
+            inputs, raw_histmap = net.inputs, (meta.get("params") or {}).get("histmap")
+            kwargs.setdefault("exposure_anchor", checkpoint_anchor(Path(checkpoint), meta))
+        if histmap is None and raw_histmap:
+            histmap = from_dict(HistmapConfig, raw_histmap, prefix="histmap")
+        return cls(qm, net, inputs, histmap or HistmapConfig(), device, **kwargs)
 
     @classmethod
     def pretrained(cls, device: str = "cpu", **kwargs) -> "Enhancer":
@@ -106,7 +121,7 @@ class Enhancer:
         mapped = self.map(rgb)
         if self.network is None:
             out = mapped
-        elif padded_pixels(*rgb.shape[:2], self._size_multiple()) <= self.tile_pixels:
+        elif padded_pixels(*rgb.shape[:2], self.network.size_multiple) <= self.tile_pixels:
             out = to_uint8(self._run(rgb, mapped))
         else:
             out = self._run_tiled(rgb, mapped)
@@ -116,33 +131,13 @@ class Enhancer:
 
     # ----------------------------------------------------------------- network
 
-    def _size_multiple(self) -> int:
-        from lowlight.models.padding import size_multiple
-
-        return size_multiple(self.network)
-
-    def _input_tensor(self, low: np.ndarray, mapped: np.ndarray):
-        import torch
-
-        from lowlight.training.data import stack_inputs  # the same stacking the network was trained with
-
-        x = np.require(stack_inputs(low, mapped, self.inputs), requirements=("C", "W"))  # torch warns on read-only
-        t = torch.from_numpy(x).to(self.device)
-        return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
     def _run(self, low: np.ndarray, mapped: np.ndarray, context=None) -> np.ndarray:
         """Network on one (tile of an) image; float32 H x W x 3 in [0, 1].
 
         ``context``: the whole image's (a tile gets the context of the photo it is cut
         from); None computes it from this image, which is right for a whole image.
         """
-        import torch
-
-        from lowlight.models.padding import run_padded
-
-        with torch.inference_mode():
-            y = run_padded(self.network, self._input_tensor(low, mapped), context)
-        return y[0].permute(1, 2, 0).float().cpu().numpy()
+        return self.network(stack_inputs(low, mapped, self.inputs), context)
 
     def _run_tiled(self, low: np.ndarray, mapped: np.ndarray) -> np.ndarray:
         """Overlapping tiles blended with a smooth window.
@@ -152,42 +147,37 @@ class Enhancer:
         tiles and overlaps are multiples of it, so every tile sees exactly the pixels
         the whole-image run would; only context beyond the overlap is lost.
         """
-        from lowlight.models.context import image_context_uint8, uses_context
-        from lowlight.models.padding import size_multiple
-
-        context = None
-        if uses_context(self.network):  # of the whole photo, before padding, as a whole-image run sees it
-            import torch
-
-            parts = {"low": [low], "mapped": [mapped], "low+mapped": [low, mapped]}[self.inputs]
-            context = torch.cat([image_context_uint8(p) for p in parts], dim=1)
+        # of the whole photo, before padding, as a whole-image run sees it
+        context = self.network.context(stack_inputs(low, mapped, self.inputs))
         h, w = low.shape[:2]
-        m = size_multiple(self.network)
+        m = self.network.size_multiple
         ph, pw = -h % m, -w % m
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "edge"
             low = np.pad(low, ((0, ph), (0, pw), (0, 0)), mode=mode)
             mapped = np.pad(mapped, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        H, W = low.shape[:2]
         tile = max(m, self.tile // m * m)
         overlap = min(-(-self.overlap // m) * m, tile // 2 // m * m)
-        H, W = low.shape[:2]
+        # near-equal tiles: a fixed size would leave a sliver at the far edge that re-runs most of a tile
+        tile_h, tile_w = even_tile(H, tile, overlap, m), even_tile(W, tile, overlap, m)
         result = np.empty((h, w, 3), dtype=np.uint8)
-        ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
+        ys, xs = tile_starts(H, tile_h, overlap), tile_starts(W, tile_w, overlap)
         # Float sums are kept for one band of tile rows only: rows above the next band's
         # top get no more tiles, so they are final and leave as uint8 (the same sums, in
         # the same order, as one whole-image accumulator, at a fraction of its memory).
         carry_acc = carry_weight = None
         for i, y0 in enumerate(ys):
-            y1 = min(y0 + tile, H)
+            y1 = min(y0 + tile_h, H)
             acc = np.zeros((y1 - y0, W, 3), dtype=np.float32)
             weight = np.zeros((y1 - y0, W, 1), dtype=np.float32)
             if carry_acc is not None:
                 acc[:len(carry_acc)] += carry_acc
                 weight[:len(carry_weight)] += carry_weight
             for x0 in xs:
-                cols = slice(x0, min(x0 + tile, W))
+                cols = slice(x0, min(x0 + tile_w, W))
                 out = self._run(low[y0:y1, cols], mapped[y0:y1, cols], context)
-                sides = (y0 > 0, y0 + tile < H, x0 > 0, x0 + tile < W)
+                sides = (y0 > 0, y0 + tile_h < H, x0 > 0, x0 + tile_w < W)
                 win = blend_window(out.shape[0], out.shape[1], overlap, sides)[..., None]
                 out *= win
                 acc[:, cols] += out
@@ -202,6 +192,31 @@ class Enhancer:
                 result[top:bottom] = to_uint8(band[:bottom - top, :w])
             carry_acc, carry_weight = acc[done:], weight[done:]
         return result
+
+
+def _fitted_quantile_model(path: Path):
+    """A ``.ubj`` quantile model, read with XGBoost (the pipeline extra)."""
+    from lowlight.histbranch.quantiles import QuantileModel
+
+    try:
+        return QuantileModel.load(path, trusted_sha256=frozenset({shipped.QUANTILE_MODEL_SHA256}))
+    except ImportError as exc:
+        raise EnhanceError(f"{path}: an XGBoost model needs XGBoost ({exc}); use its exported .onnx, or "
+                           "pip install 'lowlight[pipeline]'") from None
+
+
+def _checkpoint_network(path: Path, device: str):
+    """A ``.pt`` checkpoint's network as a PyTorch runner, and its description (the pipeline extra)."""
+    try:
+        from lowlight.models.checkpoint import load_checkpoint
+        from lowlight.models.torch_runner import TorchNetwork
+    except ImportError as exc:
+        raise EnhanceError(f"{path}: a PyTorch checkpoint needs PyTorch ({exc}); use its exported .onnx, or "
+                           "pip install 'lowlight[pipeline]'") from None
+    model, meta = load_checkpoint(path, device=device)
+    runner = TorchNetwork(model, meta.get("inputs", "low+mapped"), device)
+    runner.meta = meta  # what the export writes beside the graph
+    return runner, meta
 
 
 def _check_rgb(rgb: np.ndarray) -> None:

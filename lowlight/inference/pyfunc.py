@@ -1,7 +1,8 @@
 """The whole enhancer (quantile model + mapping + network) as an MLflow pyfunc model.
 
-``log_enhancer_model(quantile_model, network)`` logs it, weights as artifacts and the
-``lowlight`` package as code, so ``mlflow.pyfunc.load_model(uri).predict(df)`` and
+``log_enhancer_model(quantile_model, network)`` logs it, the exported ONNX pair as artifacts and
+the ``lowlight`` package as code; it predicts in ONNX Runtime, so serving needs the light install
+(numpy, Pillow, onnxruntime) plus MLflow, no torch or XGBoost, and ``mlflow.pyfunc.load_model(uri).predict(df)`` and
 ``mlflow models serve -m URI`` give the pixels ``lowlight enhance`` gives. Input: a
 DataFrame with a string column ``image`` (base64 of an image file, any format Pillow
 reads) and an optional double column ``strength`` (0..1.5; missing or NaN: 1). Output:
@@ -32,8 +33,7 @@ __all__ = ["EnhancerModel", "log_enhancer_model", "encode_image", "decode_image"
            "REQUIREMENTS"]
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-REQUIREMENTS = ("torch", "xgboost-cpu", "numpy", "scipy", "pillow", "pandas", "scikit-image", "PyYAML", "tqdm",
-                "mlflow")
+REQUIREMENTS = ("onnxruntime", "numpy", "pillow", "pandas", "PyYAML", "tqdm", "mlflow")
 """What the served model needs: pinned as in the repository's requirements.txt where it is there."""
 
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "image"), ColSpec("double", "strength", required=False)]),
@@ -82,15 +82,12 @@ def _strength(value) -> float:
 
 
 class EnhancerModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper of :class:`lowlight.inference.enhancer.Enhancer` (CPU; artifacts
-    ``quantile_model`` and ``network``, the checkpoint carrying its histmap settings)."""
+    """pyfunc wrapper of :class:`lowlight.inference.enhancer.Enhancer` in ONNX Runtime (CPU; artifacts
+    ``quantile_model`` and ``network``, the exported ``.onnx`` pair, the network carrying its histmap settings)."""
 
     def load_context(self, context):
-        import torch
-
         from lowlight.inference.enhancer import Enhancer
 
-        torch.set_flush_denormal(True)
         self.enhancer = Enhancer.from_files(context.artifacts["quantile_model"], context.artifacts["network"],
                                             device="cpu")
 
@@ -161,6 +158,8 @@ def log_enhancer_model(quantile_model: Path, network: Path, name: str = "enhance
     for what, path in (("quantile model", quantile_model), ("network", network)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{what} {path}: file does not exist")
+        if Path(path).suffix != ".onnx":
+            raise ValueError(f"{what} {path}: log the exported .onnx file (the export stage writes it)")
     with tempfile.TemporaryDirectory(prefix="lowlight-pyfunc-") as tmp:
         code = _copy_package(Path(tmp))
         return mlflow.pyfunc.log_model(

@@ -12,7 +12,7 @@ from lowlight.errors import UserError
 from lowlight.inference import shipped
 
 __all__ = ["EnhanceError", "WEIGHTS_DIR", "STRENGTH_MAX", "default_weights", "resolve_weights", "resolve_device",
-           "check_strength", "check_anchor", "checkpoint_anchor"]
+           "check_strength", "check_anchor", "checkpoint_anchor", "providers_for"]
 
 WEIGHTS_DIR = shipped.WEIGHTS_DIR
 
@@ -26,8 +26,9 @@ class EnhanceError(UserError, ValueError):
 
 
 def default_weights() -> tuple[Path, Path]:
-    """The shipped quantile model and network checkpoint (trained on LOL by this pipeline)."""
-    q, n = WEIGHTS_DIR / shipped.QUANTILE_MODEL, WEIGHTS_DIR / shipped.NETWORK
+    """The shipped quantile model and network as the ONNX files the tool runs (trained on LOL by this
+    pipeline; the ``.ubj`` and ``.pt`` beside them are for fine-tuning)."""
+    q, n = WEIGHTS_DIR / shipped.QUANTILE_MODEL_ONNX, WEIGHTS_DIR / shipped.NETWORK_ONNX
     missing = [str(p) for p in (q, n) if not p.is_file()]
     if missing:
         raise EnhanceError(f"shipped weights are missing: {', '.join(missing)}; reinstall lowlight or "
@@ -47,18 +48,32 @@ def resolve_weights(quantile_model: str | Path | None, network: str | Path | Non
     return Path(quantile_model), Path(network)
 
 
-def resolve_device(device: str):
-    """``'auto'`` (CUDA when torch sees it), ``'cpu'`` or ``'cuda'``; an unusable choice is an EnhanceError."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_device(device: str) -> str:
+    """``'auto'`` (CUDA when ONNX Runtime has its CUDA provider), ``'cpu'`` or ``'cuda'`` (``cuda:N``: that GPU);
+    an unusable choice is an EnhanceError of one line."""
     kind = str(device).split(":")[0]
-    if kind not in ("cpu", "cuda"):
+    if device != "auto" and kind not in ("cpu", "cuda"):
         raise EnhanceError(f"--device {device}: unknown device; use --device cpu, cuda or auto")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise EnhanceError(f"--device {device}: torch sees no CUDA device on this machine; use --device cpu or auto")
-    return torch.device(device)
+    if kind == "cpu":
+        return "cpu"
+    import onnxruntime
+
+    has_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if not has_cuda:
+        raise EnhanceError(f"--device {device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu "
+                           "instead of onnxruntime); use --device cpu or auto")
+    return str(device)
+
+
+def providers_for(device: str) -> list:
+    """ONNX Runtime's execution providers for a device :func:`resolve_device` accepts."""
+    device = resolve_device(device)
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    index = int(device.split(":")[1]) if ":" in device else 0
+    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
 def check_strength(strength) -> float:

@@ -12,7 +12,12 @@ import math
 
 import numpy as np
 
-__all__ = ["blend_window", "tile_starts", "padded_pixels", "to_uint8", "apply_strength"]
+__all__ = ["TILE_PIXELS", "TILE", "OVERLAP", "blend_window", "tile_starts", "even_tile", "padded_pixels", "to_uint8",
+           "apply_strength"]
+
+TILE_PIXELS = 6 * 2**20  # whole-image runs up to here; past it tiles bound the network's memory
+TILE = 2048  # the longest tile side
+OVERLAP = 64  # each side; the blend drops its outer quarter and ramps over the next half
 
 
 def padded_pixels(h: int, w: int, multiple: int) -> int:
@@ -52,6 +57,16 @@ def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
+def even_tile(n: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """The tile side that covers ``n`` with as few tiles of at most ``tile`` (give or take the
+    ``multiple``) as possible, all of near-equal size, so that no tile re-runs mostly overlap."""
+    if n <= tile:
+        return n
+    count = math.ceil((n - overlap) / (tile - overlap))
+    side = math.ceil((n + (count - 1) * overlap) / count)
+    return -(-side // multiple) * multiple
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """[0, 1] floats to uint8, in place (``x`` is the caller's scratch): no full-size float copies.
 
@@ -61,7 +76,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     x *= 255.0
     np.rint(x, out=x)
     np.clip(x, 0, 255, out=x)
-    return x.astype(np.uint8)
+    return x.astype(np.uint8, order="C")  # C order also when x is a transposed view (ONNX Runtime's N C H W)
 
 
 def apply_strength(low: np.ndarray, enhanced: np.ndarray, strength: float) -> np.ndarray:
