@@ -198,3 +198,43 @@ def test_lime_baseline_lifts_shadows_locally():
 def test_darken_accepts_uneven_params():
     out = darken(synthetic_photo(30, 40), DegradeConfig(uneven=1.0), np.random.default_rng(0))
     assert out.shape == (30, 40, 3) and out.dtype == np.uint8
+
+
+def test_a_regional_model_exports_to_onnx_and_predicts_the_same(tmp_path):
+    """The export stage takes whatever booster the quantiles stage kept, a regional one included."""
+    pytest.importorskip("onnx")
+    import json
+
+    from lowlight.export.booster_onnx import booster_to_onnx
+    from lowlight.inference.onnx_models import load_quantile_model
+
+    photos = [synthetic_photo(40, 48, seed=s) for s in range(6)]
+    lows = [simple_darken(p, seed=s) for s, p in enumerate(photos)]
+    model = QuantileModel(QuantilesConfig(regions=2, **SMALL)).fit(lows, photos, seed=0)
+    path = tmp_path / "quantiles.onnx"
+    path.write_bytes(booster_to_onnx(json.loads(model.booster.save_raw("json")), model._meta()).SerializeToString())
+    exported = load_quantile_model(path)
+    np.testing.assert_allclose(exported.predict(lows[:3]), model.predict(lows[:3]), atol=1e-3)
+
+
+def test_the_quantiles_stage_keeps_the_better_of_refit_and_shipped():
+    """A booster refit on a handful of photos must not replace the shipped one when it maps ``val`` worse."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("stage_quantiles", Path(__file__).parents[1] / "stages" / "quantiles.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    photos = [synthetic_photo(48, 64, seed=s) for s in range(6)]
+    lows = [simple_darken(p, factor=0.1, seed=s) for s, p in enumerate(photos)]
+    weak = QuantileModel(QuantilesConfig(regions=2, n_estimators=1, max_depth=1, min_child_weight=1.0,
+                                         cross_fit_folds=0)).fit(lows[:2], photos[:2], seed=0)
+    own_oof = weak.predict(lows[:4])
+    metrics: dict = {}
+    model, oof = stage.keep_better(weak, own_oof, lows[:4], (lows[4:], photos[4:]), HistmapConfig(), metrics)
+    assert metrics["val_map_psnr_shipped"] > metrics["val_map_psnr_refit"]  # one stump on two photos
+    assert metrics["kept_shipped"] == 1 and model is not weak and model.cfg.regions == 1  # the shipped one
+    np.testing.assert_allclose(oof, model.predict(lows[:4]))  # its predictions stand in for the out-of-fold ones
+    metrics = {}
+    model, oof = stage.keep_better(model, oof, lows[:4], (lows[4:], photos[4:]), HistmapConfig(), metrics)
+    assert metrics["kept_shipped"] == 0  # a tie keeps the refit model
