@@ -72,13 +72,15 @@ def image_context(parts: list[np.ndarray], size: int = CONTEXT_SIZE, band_rows: 
         cols = (np.arange(max(size, img_w)) * img_w) // max(size, img_w)
         parts = [p[rows][:, cols] for p in parts]
     out = []
-    for part in parts:
-        h, w = part.shape[:2]
-        narrow = np.empty((h, size, part.shape[2]), dtype=np.float64)
+    for part in parts:  # exact integer sums along rows (uint8 x width fits int32), then float64 down the columns
+        h, w, c = part.shape
+        narrow = np.empty((h, size, c), dtype=np.float64)
         for top in range(0, h, band_rows):
-            band = part[top:top + band_rows].astype(np.float64) / 255.0
-            cum = np.concatenate([np.zeros_like(band[:, :1]), np.cumsum(band, axis=1)], axis=1)
+            band = part[top:top + band_rows]
+            cum = np.zeros((band.shape[0], w + 1, c), dtype=np.int32)
+            np.cumsum(band, axis=1, dtype=np.int32, out=cum[:, 1:])
             narrow[top:top + band_rows] = _pool_axis(cum, w, size, axis=1)
-        cum = np.concatenate([np.zeros_like(narrow[:1]), np.cumsum(narrow, axis=0)], axis=0)
-        out.append(_pool_axis(cum, h, size, axis=0).transpose(2, 0, 1))
+        cum = np.zeros((h + 1, size, c), dtype=np.float64)
+        np.cumsum(narrow, axis=0, out=cum[1:])
+        out.append(_pool_axis(cum, h, size, axis=0).transpose(2, 0, 1) / 255.0)
     return np.concatenate(out, axis=0)[None].astype(np.float32)

@@ -35,7 +35,8 @@ def open_session(path: str | Path, what: str, fmt: str, device: str = "cpu", thr
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.set_denormal_as_zero", "1")
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
     opts.enable_cpu_mem_arena = False
     if threads:
         opts.intra_op_num_threads = threads
