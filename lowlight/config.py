@@ -161,7 +161,8 @@ class QuantilesConfig:
                                                       "grouped as the split is (histmap maps train with them); 0 = off")
     examples: int = param(6, ge=0, help="validation images in the prediction plot")
     keep_shipped: bool = param(True, help="also map val with the package's shipped quantile model and keep it "
-                                          "instead of the refit one when its val mapping PSNR is higher")
+                                          "instead of the refit one when its val mapping PSNR is higher, dark "
+                                          "inputs or well-lit ones (each reference given as its own input)")
 
     def __post_init__(self):
         if self.cross_fit_folds == 1:

@@ -238,3 +238,32 @@ def test_the_quantiles_stage_keeps_the_better_of_refit_and_shipped():
     metrics = {}
     model, oof = stage.keep_better(model, oof, lows[:4], (lows[4:], photos[4:]), HistmapConfig(), metrics)
     assert metrics["kept_shipped"] == 0  # a tie keeps the refit model
+
+
+def test_the_quantiles_stage_keeps_the_shipped_booster_when_a_refit_lifts_well_lit_photos():
+    """Mapping the dark val images as well is not enough: a refit that changes photos needing nothing loses."""
+    import importlib.util
+    from pathlib import Path
+
+    from lowlight.inference.shipped import QUANTILE_MODEL, QUANTILE_MODEL_SHA256, WEIGHTS_DIR
+
+    spec = importlib.util.spec_from_file_location("stage_quantiles", Path(__file__).parents[1] / "stages" / "quantiles.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    shipped = QuantileModel.load(WEIGHTS_DIR / QUANTILE_MODEL, trusted_sha256=frozenset({QUANTILE_MODEL_SHA256}))
+
+    class LiftsBrightPhotos:  # the shipped predictions on dark inputs, a darkened target on bright ones
+        def predict(self, images):
+            pred = shipped.predict(images)
+            bright = np.array([im.mean() > 60 for im in images]).reshape((-1,) + (1,) * (pred.ndim - 1))
+            return np.where(bright, pred * 0.5, pred)
+
+    photos = [synthetic_photo(48, 64, seed=s) for s in range(6)]
+    lows = [simple_darken(p, factor=0.1, seed=s) for s, p in enumerate(photos)]
+    refit = LiftsBrightPhotos()
+    metrics: dict = {}
+    model, _ = stage.keep_better(refit, shipped.predict(lows[:4]), lows[:4], (lows[4:], photos[4:]), HistmapConfig(),
+                                 metrics)
+    assert metrics["val_map_psnr_refit"] == metrics["val_map_psnr_shipped"]  # the same on the dark images
+    assert metrics["val_well_lit_psnr_shipped"] > metrics["val_well_lit_psnr_refit"] + 1
+    assert metrics["kept_shipped"] == 1 and model is not refit

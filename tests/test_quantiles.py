@@ -265,13 +265,16 @@ def _quantiles_stage(data, tmp_path, cfg: dict):
 def test_quantiles_stage_end_to_end(tiny_prepared, tmp_path):
     from lowlight.histbranch.cross_fit import read_predictions
 
-    m = _quantiles_stage(tiny_prepared, tmp_path, {"n_estimators": 10, "examples": 2, "cross_fit_folds": 3})
-    assert (tmp_path / "m" / "q.ubj").is_file()
+    # the refit booster throughout (keep_shipped's choice has its own tests in test_local_exposure)
+    m = _quantiles_stage(tiny_prepared, tmp_path, {"n_estimators": 10, "examples": 2, "cross_fit_folds": 3,
+                                                   "keep_shipped": False})
+    assert (tmp_path / "m" / "q.ubj").is_file() and "kept_shipped" not in m
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {"predictions.png", "mae.png", "mae.csv"}
     saved = json.loads((tmp_path / "q.json").read_text())  # the headline; per percentile in mae.csv
     # quality only (timings go beside it), and which booster the stage kept
     assert set(saved) <= {"train_mae", "train_oof_mae", "val_mae", "kept_shipped", "val_map_psnr_refit",
-                          "val_map_psnr_shipped"} and {"train_mae", "val_mae"} <= set(saved)
+                          "val_map_psnr_shipped", "val_well_lit_psnr_refit", "val_well_lit_psnr_shipped"} \
+        and {"train_mae", "val_mae"} <= set(saved)
     assert all(saved[k] == round(m[k], 4) for k in saved)  # rounded: a rerun writes the same bytes
     timings = json.loads((tmp_path / "timings" / "q.json").read_text())
     assert set(timings) == {"fit_seconds", "cross_fit_seconds", "predict_ms_one_image"}
