@@ -16,7 +16,7 @@ __all__ = ["TILE_PIXELS", "TILE", "OVERLAP", "blend_window", "tile_starts", "eve
            "apply_strength"]
 
 TILE_PIXELS = 6 * 2**20  # whole-image runs up to here; past it tiles bound the network's memory
-TILE = 2048  # the longest tile side
+TILE = 1600  # the longest tile side (2048 would take a 24 MP photo to 1.5 GiB, at no gain in speed)
 OVERLAP = 64  # each side; the blend drops its outer quarter and ramps over the next half
 
 
