@@ -23,9 +23,11 @@ from PIL import Image, ImageOps
 from lowlight.atomic import atomic_path
 from lowlight.colour import profile_fits, to_rgb
 from lowlight.errors import UserError
-from lowlight.metadata import EXIF_ERRORS, ORIENTATION, marked_exif, marked_pnginfo, photo_metadata
+from lowlight.metadata import (EXIF_ERRORS, ORIENTATION, marked_exif, marked_pnginfo, photo_metadata,
+                               quiet_exif_parse)
 
-__all__ = ["photo_metadata", "save_photo", "open_image_bytes", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS", "READ_FORMATS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
+__all__ = ["photo_metadata", "save_photo", "open_image_bytes", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS",
+           "READ_FORMATS", "WRITE_FORMATS", "MAX_PIXELS", "is_image_file",
            "output_format", "read_rgb", "write_image", "LoadedImage", "load_image", "from_pil", "to_pil",
            "open_image"]
 
@@ -159,6 +161,8 @@ def _decode(source, where, max_pixels: int | None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # "Corrupt EXIF data" from a damaged TIFF directory: the photo is read without it
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             img = Image.open(source, formats=READ_FORMATS)  # the header only
             try:
                 _check_header(where, img, max_pixels)
@@ -287,7 +291,8 @@ def _upright(img: Image.Image) -> Image.Image:
     """``img`` turned as its EXIF orientation says; as it was when that EXIF cannot be parsed
     (:func:`photo_metadata` drops such a block too, so the output is consistent)."""
     try:
-        return ImageOps.exif_transpose(img)
+        with quiet_exif_parse():
+            return ImageOps.exif_transpose(img)
     except EXIF_ERRORS:
         return img
 

@@ -14,14 +14,17 @@ is how ``lowlight enhance`` knows an existing output is its own work and not a p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import warnings
 
 from PIL import Image
 
 from lowlight import __version__
 
-__all__ = ["MARKER", "SOFTWARE", "photo_metadata", "marked_exif", "marked_pnginfo", "written_by_lowlight"]
+__all__ = ["MARKER", "SOFTWARE", "quiet_exif_parse", "photo_metadata", "marked_exif", "marked_pnginfo",
+           "written_by_lowlight"]
 
 MARKER = f"lowlight {__version__}"
 SOFTWARE = 0x0131
@@ -45,20 +48,30 @@ EXIF_ERRORS = (OSError, ValueError, SyntaxError, struct.error, TypeError, KeyErr
                ZeroDivisionError, OverflowError, RuntimeError, AttributeError)
 
 
+@contextlib.contextmanager
+def quiet_exif_parse():
+    """Pillow's own "Corrupt EXIF data" warnings silenced: a damaged block is dropped (or the
+    photo kept as it is), which is this module's answer, so the warning would be noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        yield
+
+
 def _photo_exif(img: Image.Image) -> Image.Exif:
     """The descriptive part of ``img``'s EXIF (empty when it has none or it cannot be parsed)."""
     out = Image.Exif()
     try:
-        exif = img.getexif()
-        for tag in _DESCRIPTIVE & set(exif):
-            out[tag] = exif[tag]
-        for pointer in (_EXIF_IFD, _GPS_IFD):
-            sub = dict(exif.get_ifd(pointer)) if pointer in exif else {}
-            if pointer == _EXIF_IFD and _INTEROP_IFD in sub:  # a file offset, meaningless in another file
-                sub[_INTEROP_IFD] = dict(exif.get_ifd(_INTEROP_IFD))
-            if sub:
-                out[pointer] = sub
-        out.tobytes()  # a value Pillow cannot write back is found here, not in the writer
+        with quiet_exif_parse():
+            exif = img.getexif()
+            for tag in _DESCRIPTIVE & set(exif):
+                out[tag] = exif[tag]
+            for pointer in (_EXIF_IFD, _GPS_IFD):
+                sub = dict(exif.get_ifd(pointer)) if pointer in exif else {}
+                if pointer == _EXIF_IFD and _INTEROP_IFD in sub:  # a file offset, meaningless in another file
+                    sub[_INTEROP_IFD] = dict(exif.get_ifd(_INTEROP_IFD))
+                if sub:
+                    out[pointer] = sub
+            out.tobytes()  # a value Pillow cannot write back is found here, not in the writer
     except EXIF_ERRORS:  # malformed EXIF from a camera: keep the photo, drop the tags
         return Image.Exif()
     return out
@@ -83,8 +96,9 @@ def marked_exif(exif: bytes | None) -> bytes:
     out = Image.Exif()
     if exif:
         try:
-            out.load(exif)
-            out.tobytes()
+            with quiet_exif_parse():
+                out.load(exif)
+                out.tobytes()
         except EXIF_ERRORS:
             out = Image.Exif()
     out[SOFTWARE] = MARKER
@@ -105,7 +119,7 @@ def written_by_lowlight(path: str | os.PathLike) -> bool:
     from lowlight.imageio import READ_FORMATS
 
     try:
-        with Image.open(path, formats=READ_FORMATS) as img:
+        with quiet_exif_parse(), Image.open(path, formats=READ_FORMATS) as img:
             software = img.info.get("Software") or img.getexif().get(SOFTWARE)
     except (*EXIF_ERRORS, Image.DecompressionBombError):
         return False

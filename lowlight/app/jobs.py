@@ -122,9 +122,10 @@ def declared_pixels(path: Path) -> int | None:
     from PIL import Image
 
     from lowlight.imageio import DECODER_ERRORS, READ_FORMATS
+    from lowlight.metadata import quiet_exif_parse
 
     try:
-        with Image.open(path, formats=READ_FORMATS) as img:
+        with quiet_exif_parse(), Image.open(path, formats=READ_FORMATS) as img:
             width, height = img.size
     except (*DECODER_ERRORS, Image.DecompressionBombError):
         return None
