@@ -33,11 +33,11 @@ repro: setup            ## run the whole pipeline (demo data by default)
 	LOWLIGHT_PIPELINE_START=$$(date +%s) $(BIN)/dvc repro
 
 # the experiments side by side in under 120 columns: the params that differ, the headline metrics
-EXPS_KEEP := ^Experiment$$|^pipeline\.psnr$$|^pipeline\.ssim$$|^histmap\.psnr$$|^best_val_psnr$$|^best_epoch$$|^val_mae$$
-EXPS_DROP := ^(lowlight|stages|data|models|plots|metrics)/|^(Created|parent|typ|rev|State|Executor)$$
+# (lowlight/exps_table.py reads `dvc exp show --csv`; ARGS passes more options to dvc, e.g. ARGS=-A)
+EXPS_DROP := ^(lowlight|stages|data|models|plots|metrics)/
 
 exps: setup             ## `dvc exp show`, readable: changed params and the headline metrics
-	@$(BIN)/dvc exp show --no-pager --only-changed --drop '$(EXPS_DROP)' --keep '$(EXPS_KEEP)' --precision 4 $(ARGS)
+	@$(BIN)/dvc exp show --no-pager --csv --drop '$(EXPS_DROP)' $(ARGS) | $(BIN)/python -m lowlight.exps_table
 
 test: setup browser     ## the full test suite (what CI runs)
 	$(BIN)/pytest
