@@ -159,10 +159,8 @@ def _not_a_photo(source) -> str:
 
 def _decode(source, where, max_pixels: int | None) -> Image.Image:
     try:
-        with warnings.catch_warnings():
+        with quiet_exif_parse():  # a damaged TIFF directory's EXIF: the photo is read without it
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # "Corrupt EXIF data" from a damaged TIFF directory: the photo is read without it
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             img = Image.open(source, formats=READ_FORMATS)  # the header only
             try:
                 _check_header(where, img, max_pixels)
