@@ -8,7 +8,8 @@
 (b) an uneven-light held-out paired set: the clean photos the prepare stage holds out
     (``data.extra_clean_holdout``, never trained on) darkened by the training pairs'
     low-light model with uneven light on every draw (``data.degrade`` of params.yaml with
-    ``uneven: 1``, seed 0): PSNR / SSIM;
+    ``uneven: 1``, seed 0): PSNR / SSIM, and for the shipped weights where the exposure is off
+    (by 4 x 4 cell and reference luma) with the PSNR a corrected exposure would reach;
 (c) well-lit held-out photos against themselves: the same held-out clean photos plus the
     demo photos (never in the shipped weights' training set): mean PSNR and the count below 25 dB;
 (d) LOL ``val`` (``--lol-prepared``: a prepared LOL folder; pairs whose stem starts with
@@ -106,10 +107,47 @@ def uneven(methods: dict, photos: list[Path], params: Path) -> None:
     pairs = [(darken(h, cfg, rng), h) for h in (_read(p) for p in photos)]
     print(f"\n(b) uneven light, {len(pairs)} held-out photos darkened with data.degrade (uneven 1, seed 0)")
     print(f"{'method':<22} {'PSNR':>6} {'SSIM':>7}")
+    errors = {}
     for name, fn in methods.items():
         outs = [fn(low) for low, _ in pairs]
         print(f"{name:<22} {np.mean([psnr(o, h) for o, (_, h) in zip(outs, pairs)]):6.2f} "
               f"{np.mean([ssim(o, h) for o, (_, h) in zip(outs, pairs)]):7.4f}", flush=True)
+        if name.startswith("shipped"):
+            errors[name] = exposure_error(outs, [h for _, h in pairs])
+    for name, (bands, oracle) in errors.items():
+        print(f"  {name}: exposure error by 4 x 4 cell, median log2(output / reference mean luma), "
+              f"by the reference cell's luma: " + ", ".join(f"{b} {v:+.2f}" for b, v in bands.items()))
+        print(f"  {name}: PSNR with the output's exposure corrected to the reference's, one gain "
+              f"{oracle[0]:.2f} dB, a gain per cell {oracle[1]:.2f} dB (ceilings of a better exposure decision)")
+
+
+def exposure_error(outs: list[np.ndarray], refs: list[np.ndarray], grid: int = 4):
+    """Where the exposure is off: median log2 ratio of output to reference mean luma per grid
+    cell, by the reference cell's luma band; and PSNR once the output is scaled to the reference's
+    mean luma (one gain, then a gain per cell)."""
+    from lowlight.evaluation.exposure_measures import luma01
+    from lowlight.evaluation.scores import psnr
+
+    ratios, oracle = [], []
+    for out, ref in zip(outs, refs):
+        yo, yr = luma01(out), luma01(ref)
+        h, w = yo.shape
+        cells = [(slice(i * h // grid, (i + 1) * h // grid), slice(j * w // grid, (j + 1) * w // grid))
+                 for i in range(grid) for j in range(grid)]
+        gain = np.empty_like(yo)
+        for c in cells:
+            ratios.append((yr[c].mean(), np.log2((yo[c].mean() + 0.01) / (yr[c].mean() + 0.01))))
+            gain[c] = (yr[c].mean() + 1e-3) / (yo[c].mean() + 1e-3)
+        scaled = [np.clip(out * g + 0.5, 0, 255).astype(np.uint8)
+                  for g in ((yr.mean() + 1e-3) / (yo.mean() + 1e-3), gain[..., None])]
+        oracle.append([psnr(x, ref) for x in scaled])
+    ratios = np.array(ratios)
+    bands = {}
+    for lo, hi in ((0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.01)):
+        inside = (ratios[:, 0] >= lo) & (ratios[:, 0] < hi)
+        if inside.any():
+            bands[f"{lo:.1f}-{min(hi, 1):.1f}"] = float(np.median(ratios[inside, 1]))
+    return bands, np.mean(oracle, axis=0)
 
 
 def well_lit(methods: dict, photos: list[Path]) -> None:
