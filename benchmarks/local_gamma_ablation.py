@@ -32,10 +32,6 @@ BLUR = 1.5  # its Gaussian blur, in cells
 DEFAULT_VARIANTS = ["0.2,0.5,0.2,0.3", "0.2,0.5,0.12,0.2", "0.18,0.5,0.15,0.25"]
 
 
-def _luma(x: np.ndarray) -> np.ndarray:
-    return x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     r = max(1, int(3 * sigma))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
@@ -57,11 +53,13 @@ def illumination(y: np.ndarray) -> np.ndarray:
 
 def local_gamma(low: np.ndarray, out: np.ndarray, t: float, e_min: float, gate: tuple[float, float]) -> np.ndarray:
     """``out`` (uint8) with its dark regions raised towards ``t``; ``low`` (the input) sets the gate."""
+    from lowlight.evaluation.exposure_measures import luma01
+
     o = out.astype(np.float32) / 255
-    lum = illumination(_luma(o))
+    lum = illumination(luma01(out))
     e = np.where(lum < t, np.log(t) / np.log(np.clip(lum, 1e-3, t - 1e-6)), 1.0)
     lo, hi = gate
-    fade = float(np.clip((hi - _luma(low.astype(np.float32) / 255).mean()) / (hi - lo), 0, 1))
+    fade = float(np.clip((hi - luma01(low).mean()) / (hi - lo), 0, 1))
     e = 1 - (1 - np.clip(e, e_min, 1.0)) * fade
     return np.clip(np.power(o, e[..., None]) * 255 + 0.5, 0, 255).astype(np.uint8)
 

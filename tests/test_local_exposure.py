@@ -21,7 +21,7 @@ from lowlight.histbranch.quantiles import QuantileModel
 from lowlight.histbranch.regions import blend_tables, cell_bounds, cells, local_config
 
 from conftest import darken as simple_darken
-from conftest import synthetic_photo
+from conftest import load_stage, synthetic_photo
 
 SMALL = dict(n_estimators=4, max_depth=2, min_child_weight=1.0, cross_fit_folds=0)
 
@@ -219,12 +219,7 @@ def test_a_regional_model_exports_to_onnx_and_predicts_the_same(tmp_path):
 
 def test_the_quantiles_stage_keeps_the_better_of_refit_and_shipped():
     """A booster refit on a handful of photos must not replace the shipped one when it maps ``val`` worse."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("stage_quantiles", Path(__file__).parents[1] / "stages" / "quantiles.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("quantiles")
     photos = [synthetic_photo(48, 64, seed=s) for s in range(6)]
     lows = [simple_darken(p, factor=0.1, seed=s) for s, p in enumerate(photos)]
     weak = QuantileModel(QuantilesConfig(regions=2, n_estimators=1, max_depth=1, min_child_weight=1.0,
@@ -242,14 +237,9 @@ def test_the_quantiles_stage_keeps_the_better_of_refit_and_shipped():
 
 def test_the_quantiles_stage_keeps_the_shipped_booster_when_a_refit_lifts_well_lit_photos():
     """Mapping the dark val images as well is not enough: a refit that changes photos needing nothing loses."""
-    import importlib.util
-    from pathlib import Path
-
     from lowlight.inference.shipped import QUANTILE_MODEL, QUANTILE_MODEL_SHA256, WEIGHTS_DIR
 
-    spec = importlib.util.spec_from_file_location("stage_quantiles", Path(__file__).parents[1] / "stages" / "quantiles.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("quantiles")
     shipped = QuantileModel.load(WEIGHTS_DIR / QUANTILE_MODEL, trusted_sha256=frozenset({QUANTILE_MODEL_SHA256}))
 
     class LiftsBrightPhotos:  # the shipped predictions on dark inputs, a darkened target on bright ones
