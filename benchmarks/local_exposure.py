@@ -58,6 +58,8 @@ def _methods(args, tmp: Path) -> dict:
         methods[f"shipped@{args.compare_rev}"] = Enhancer.from_files(q, n, device="cpu")
     q, n = default_weights()
     methods["shipped"] = Enhancer.from_files(args.quantile_model or q, args.weights or n, device="cpu")
+    methods["shipped, no lift"] = Enhancer.from_files(args.quantile_model or q, args.weights or n, device="cpu",
+                                                      shadows=0.0)
     return methods
 
 
@@ -69,25 +71,28 @@ def _read(path: Path) -> np.ndarray:
 
 
 def real_dark(methods: dict, folder: Path) -> None:
-    from lowlight.evaluation.exposure_measures import DARK_MEAN, crushed_share, loe, luma01, newly_blown
+    from lowlight.evaluation.exposure_measures import (DARK_MEAN, crushed_share, loe, luma01, newly_blown,
+                                                       signal_pixels)
 
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
-    print(f"\n(a) real dark photos: {folder} ({len(photos)})")
-    print(f"{'method':<22} {'crushed %':>9} {'worst group':>16} {'newly blown %':>13} {'LOE':>6}")
+    print(f"\n(a) real dark photos: {folder} ({len(photos)}); 'of signal': crushed among the pixels whose input "
+          "carries a signal (max RGB >= 3 of 255)")
+    print(f"{'method':<22} {'crushed %':>9} {'worst group':>16} {'of signal %':>11} {'newly blown %':>13} {'LOE':>6}")
     images = [(p, _read(p)) for p in photos]
     for name, fn in methods.items():
         groups: dict[str, list[float]] = {}
-        crushed, blown, order = [], [], []
+        crushed, signal, blown, order = [], [], [], []
         for p, rgb in images:
             out = fn(rgb)
             if luma01(rgb).mean() < DARK_MEAN:
                 crushed.append(crushed_share(out))
+                signal.append(crushed_share(out, signal_pixels(rgb)))
                 groups.setdefault(p.stem.split("_")[0], []).append(crushed[-1])
             blown.append(newly_blown(rgb, out))
             order.append(loe(rgb, out))
         worst = max(groups.items(), key=lambda kv: np.mean(kv[1]))
         print(f"{name:<22} {100 * np.mean(crushed):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
-              f"{100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
+              f"{100 * np.mean(signal):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
 
 
 def _heldout(folder: Path, n: int) -> list[Path]:
@@ -112,7 +117,7 @@ def uneven(methods: dict, photos: list[Path], params: Path) -> None:
         outs = [fn(low) for low, _ in pairs]
         print(f"{name:<22} {np.mean([psnr(o, h) for o, (_, h) in zip(outs, pairs)]):6.2f} "
               f"{np.mean([ssim(o, h) for o, (_, h) in zip(outs, pairs)]):7.4f}", flush=True)
-        if name.startswith("shipped"):
+        if name == "shipped" or name.startswith("shipped@"):
             errors[name] = exposure_error(outs, [h for _, h in pairs])
     for name, (bands, oracle) in errors.items():
         print(f"  {name}: exposure error by 4 x 4 cell, median log2(output / reference mean luma), "

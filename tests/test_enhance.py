@@ -135,6 +135,34 @@ def test_strength_blends_in_8_bit_space(enhancer):
             enhance(low, enhancer=enhancer, strength=bad)
 
 
+def test_the_shadow_lift_runs_once_on_the_whole_output_with_the_amount_of_shadows(enhancer, monkeypatch):
+    from dataclasses import replace
+
+    import lowlight.inference.enhancer as enhancer_module
+
+    low = darken(synthetic_photo(40, 56, seed=5), 0.03)
+    off = replace(enhancer, shadows=0.0)(low)
+    calls = []
+
+    def spy(out, photo, amount):
+        calls.append((out.copy(), photo, amount))
+        return np.minimum(out, 200)  # a visible change
+
+    monkeypatch.setattr(enhancer_module, "lift_shadows", spy)
+    for amount in (None, 0.0, 1.5):
+        calls.clear()
+        assert np.array_equal(replace(enhancer, shadows=amount)(low), np.minimum(off, 200))
+        assert len(calls) == 1 and calls[0][1] is low and calls[0][2] == amount
+        assert np.array_equal(calls[0][0], off)  # the anchored network output, before strength
+    calls.clear()
+    replace(enhancer, shadows=1.0, tile_pixels=16 * 16, tile=16, overlap=8)(low)
+    assert len(calls) == 1 and calls[0][0].shape == low.shape  # once, on the blended tiles
+    half = replace(enhancer, shadows=1.0, strength=0.5)(low)
+    assert np.array_equal(half, np.rint(low + 0.5 * (np.minimum(off, 200).astype(float) - low)).astype(np.uint8))
+    with pytest.raises(ValueError, match="--shadows"):
+        replace(enhancer, shadows=-1)
+
+
 def test_api_kinds(enhancer):
     low = darken(synthetic_photo(24, 32, seed=2), 0.05)
     rgb_out = enhance(low, enhancer=enhancer)

@@ -134,6 +134,35 @@ def test_strength_blends_with_the_input_and_refuses_bad_values(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_shadows_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, monkeypatch):
+    from enhance_stub import stub_enhancer
+
+    from lowlight.cli import enhance as cli_enhance
+
+    src = _photo(tmp_path / "a.png", size=(10, 12))
+    seen = []
+    for s, want in (("auto", None), ("AUTO", None), ("0", 0.0), ("1.5", 1.5), ("2", 2.0)):
+        code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / f"o{len(seen)}", "--shadows", s])
+        assert code == 0, err
+        seen.append(want)
+    recorded = []
+
+    def recording(args, q, w):
+        recorded.append(args.shadows)
+        return stub_enhancer(args, q, w)
+
+    for s in ("auto", "0", "1.5"):
+        with monkeypatch.context() as mp:
+            mp.setattr(cli_enhance, "_load_enhancer", recording)
+            assert main(["enhance", str(src), "-o", str(tmp_path / f"r{s}"), "-q", "--shadows", s]) == 0
+    assert recorded == [None, 0.0, 1.5]
+    for bad in ("-1", "2.5", "nan", "lots"):
+        code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / "bad", "--shadows", bad])
+        line = _one_error_line(err)
+        assert code == 2 and "--shadows" in line and "0" in line and "2" in line, line
+    assert not (tmp_path / "bad").exists()
+
+
 def test_exit_codes(tmp_path):
     good = _photo(tmp_path / "in" / "good.png")
     assert run_cli(tmp_path / "w", [good, "-o", tmp_path / "o"])[0] == 0

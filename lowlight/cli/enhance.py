@@ -61,6 +61,9 @@ def add_parser(sub) -> None:
     p.add_argument("--strength", type=float, default=1.0,
                    help="0: the input unchanged, 1: the full enhancement, up to 1.5: brighter still; blended "
                         "in 8-bit space (default: %(default)s)")
+    p.add_argument("--shadows", type=_shadows_arg, default=None, metavar="S",
+                   help="lift the shadows of dark regions, highlights held: 0 off, 1 the usual amount, up to 2 "
+                        "(default: auto, which lifts only photos with many crushed pixels)")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help=f"refuse images with more pixels, from the header before decoding (default: {MAX_PIXELS}; "
                         "enhancing takes about 30 bytes of memory a pixel); also raises Pillow's own limit")
@@ -77,6 +80,16 @@ def add_parser(sub) -> None:
                         "default: %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def _shadows_arg(text: str):
+    """``auto`` (None) or a number; anything else is kept as text for check_shadows to refuse in one line."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def plan_jobs(inputs: list[str], out: Path, recursive: bool = False, fmt: str | None = None,
@@ -103,9 +116,10 @@ def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _check_options(args) -> tuple[Path, Path]:
     """Usage errors, before any work: the numbers, the device and the weights files."""
-    from lowlight.inference.enhancer import EnhanceError, check_strength, resolve_device, resolve_weights
+    from lowlight.inference.enhancer import EnhanceError, check_shadows, check_strength, resolve_device, resolve_weights
 
     check_strength(args.strength)
+    check_shadows(args.shadows)
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise EnhanceError(f"--quality {args.quality}: must be from 1 to 100")
     for flag, value in (("--max-pixels", args.max_pixels), ("--tile-pixels", args.tile_pixels)):
@@ -120,7 +134,7 @@ def _load_enhancer(args, quantile_model: Path, weights: Path):
     from lowlight.inference.enhancer import Enhancer
 
     return Enhancer.from_files(quantile_model, weights, device=args.device, tile_pixels=args.tile_pixels,
-                               progress=TileBar(disable=args.quiet))
+                               shadows=args.shadows, progress=TileBar(disable=args.quiet))
 
 
 def _plan(args):

@@ -2,7 +2,9 @@
 highlights and the lightness order error.
 
 * **crushed**: the share of pixels whose luma stays below 0.05 (of 1) after enhancement;
-  reported on dark photos (mean luma below 0.25), where shadows should be lifted.
+  reported on dark photos (mean luma below 0.25), where shadows should be lifted; also
+  among the *signal* pixels only, those whose input's brightest channel is at least
+  :data:`SIGNAL` of 255 (a night sky at 0-2 levels carries nothing to lift).
 * **newly blown**: the share of pixels above luma 0.98 in the output beyond the input's
   own share (a window that was already white does not count).
 * **LOE** (lightness order error; Wang et al., "Naturalness Preserved Enhancement
@@ -21,11 +23,12 @@ from PIL import Image
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS
 
-__all__ = ["luma01", "crushed_share", "blown_share", "newly_blown", "loe", "DARK_MEAN", "CRUSHED", "BLOWN"]
+__all__ = ["luma01", "crushed_share", "signal_pixels", "SIGNAL", "blown_share", "newly_blown", "loe", "DARK_MEAN", "CRUSHED", "BLOWN"]
 
 DARK_MEAN = 0.25  # photos darker than this on average are "dark" for the crushed measure
 CRUSHED = 0.05
 BLOWN = 0.98
+SIGNAL = 3  # an input pixel whose brightest channel is under this (of 255) carries no signal to lift
 _LOE_SIDE = 50
 
 
@@ -33,8 +36,17 @@ def luma01(rgb: np.ndarray) -> np.ndarray:
     return (np.asarray(rgb, dtype=np.float32) @ LUMA_WEIGHTS.astype(np.float32)) / 255.0
 
 
-def crushed_share(rgb: np.ndarray) -> float:
-    return float((luma01(rgb) < CRUSHED).mean())
+def crushed_share(rgb: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Share of pixels under luma :data:`CRUSHED`; of the pixels ``where`` is True, if given (0 if none is)."""
+    crushed = luma01(rgb) < CRUSHED
+    if where is None:
+        return float(crushed.mean())
+    return float(crushed[where].mean()) if where.any() else 0.0
+
+
+def signal_pixels(rgb: np.ndarray) -> np.ndarray:
+    """The pixels (H x W bool) whose brightest channel is at least :data:`SIGNAL` of 255."""
+    return np.asarray(rgb).max(axis=2) >= SIGNAL
 
 
 def blown_share(rgb: np.ndarray) -> float:

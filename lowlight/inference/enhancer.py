@@ -16,7 +16,10 @@ tiling and device handling live here once:
 4. the exposure anchor (the checkpoint's ``train.exposure_anchor``,
    :mod:`lowlight.inference.exposure`) pulls the result's overall brightness towards
    the mapped image's, one gain for the whole photo;
-5. ``strength`` blends the result with the input in 8-bit space,
+5. the shadow lift (:mod:`lowlight.inference.shadows`) raises the dark regions of a dark
+   photo with a smooth, edge-aware gain, highlights held; ``shadows`` None (auto) acts
+   only on photos with many crushed pixels, a number sets the amount (0: off);
+6. ``strength`` blends the result with the input in 8-bit space,
    ``round(low + s * (enhanced - low))``: 0 gives the input back, 1 (the default) the
    full enhancement, up to :data:`STRENGTH_MAX` brightens further.
 """
@@ -33,15 +36,17 @@ from lowlight.config import HistmapConfig, from_dict
 from lowlight.imageio import MAX_PIXELS, too_large
 from lowlight.inference import shipped
 from lowlight.inference.exposure import anchor_exposure
-from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_strength,
-                                         checkpoint_anchor, default_weights, resolve_device, resolve_weights)
+from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_shadows,
+                                         check_strength, checkpoint_anchor, default_weights, resolve_device,
+                                         resolve_weights)
 from lowlight.inference.network_input import stack_inputs
+from lowlight.inference.shadows import lift_shadows
 from lowlight.inference.tiles import (OVERLAP, TILE, TILE_PIXELS, apply_strength, blend_window, even_tile,
                                       padded_pixels, tile_starts, to_uint8)
 
 # the settings' names stay importable from here, where the command line and the app import them
-__all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "resolve_weights", "check_strength", "resolve_device",
-           "WEIGHTS_DIR", "STRENGTH_MAX"]
+__all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "resolve_weights", "check_strength", "check_shadows",
+           "resolve_device", "WEIGHTS_DIR", "STRENGTH_MAX"]
 
 
 @dataclass
@@ -58,11 +63,13 @@ class Enhancer:
     overlap: int = OVERLAP
     strength: float = 1.0  # 0: the input unchanged, 1: the full enhancement (see check_strength)
     exposure_anchor: float = 0.0  # train.exposure_anchor of the checkpoint (lowlight.inference.exposure)
+    shadows: float | None = None  # the shadow lift's amount: None = auto (lowlight.inference.shadows), 0 = off
     progress: Callable[[int, int], None] | None = field(default=None, compare=False)  # (done, total) tiles
 
     def __post_init__(self):
         self.strength = check_strength(self.strength)
         self.exposure_anchor = check_anchor(self.exposure_anchor)
+        self.shadows = check_shadows(self.shadows)
         if self.network is not None and not hasattr(self.network, "runtime"):  # a bare torch module
             from lowlight.models.torch_runner import TorchNetwork
 
@@ -127,6 +134,8 @@ class Enhancer:
             out = self._run_tiled(rgb, mapped)
         if self.network is not None and self.exposure_anchor > 0:
             out = anchor_exposure(out, mapped, self.exposure_anchor)
+        if self.network is not None:
+            out = lift_shadows(out, rgb, self.shadows)
         return apply_strength(rgb, out, strength)
 
     # ----------------------------------------------------------------- network

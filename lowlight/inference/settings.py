@@ -12,7 +12,7 @@ from lowlight.errors import UserError
 from lowlight.inference import shipped
 
 __all__ = ["EnhanceError", "WEIGHTS_DIR", "STRENGTH_MAX", "default_weights", "resolve_weights", "resolve_device",
-           "check_strength", "check_anchor", "checkpoint_anchor", "providers_for"]
+           "check_strength", "check_shadows", "check_anchor", "checkpoint_anchor", "providers_for"]
 
 WEIGHTS_DIR = shipped.WEIGHTS_DIR
 
@@ -83,6 +83,20 @@ def check_strength(strength) -> float:
         raise EnhanceError(f"--strength {strength!r}: must be a number from 0 (the input unchanged) to "
                            f"{STRENGTH_MAX:g}; 1 is the full enhancement")
     return float(strength)
+
+
+def check_shadows(amount) -> float | None:
+    """The shadow lift's ``amount`` (:mod:`lowlight.inference.shadows`) as a float in [0, SHADOWS_MAX], or None
+    (auto); anything else is an EnhanceError."""
+    from lowlight.inference.shadows import SHADOWS_MAX
+
+    if amount is None:
+        return None
+    ok = isinstance(amount, numbers.Real) and not isinstance(amount, bool) and math.isfinite(amount)
+    if not ok or not 0 <= amount <= SHADOWS_MAX:
+        raise EnhanceError(f"--shadows {amount!r}: must be a number from 0 (off) to {SHADOWS_MAX:g}; leave it out "
+                           "for auto, which lifts the shadows of dark photos only")
+    return float(amount)
 
 
 def check_anchor(anchor, what: str = "exposure_anchor", fix: str = "") -> float:

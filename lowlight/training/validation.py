@@ -1,8 +1,8 @@
 """Validation of a training run: whole ``val`` images scored as the enhancer will output them.
 
 :func:`validate` runs the evaluated weights (the EMA when on) on every validation image,
-rounds to uint8, applies the exposure anchor (:mod:`lowlight.inference.exposure`) and
-scores with the evaluate stage's own metrics, so a checkpoint's epoch is picked on
+rounds to uint8, applies the exposure anchor (:mod:`lowlight.inference.exposure`) and the
+auto shadow lift (:mod:`lowlight.inference.shadows`) and scores with the evaluate stage's own metrics, so a checkpoint's epoch is picked on
 ``lowlight enhance``'s pixels. :func:`start_as_best` makes a fine-tune's starting weights
 epoch 0.
 """
@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from lowlight.inference.exposure import anchor_exposure
+from lowlight.inference.shadows import lift_shadows
 from lowlight.models.checkpoint import save_checkpoint
 from lowlight.models.devices import autocast
 from lowlight.models.padding import run_padded, unwrap
@@ -25,7 +26,7 @@ __all__ = ["validate", "start_as_best", "val_output"]
 
 def val_output(model, data, i: int, device: torch.device, amp=None, exposure_anchor: float = 0.0):
     """Validation image ``i`` through ``model``: the float output (1 x 3 x H x W) and the uint8
-    picture after the exposure anchor, the pixels ``lowlight enhance`` gives. The one place that
+    picture after the exposure anchor and the auto shadow lift, the pixels ``lowlight enhance`` gives. The one place that
     makes them: validation scores them, the sample plot shows them, the ablation harness rescores them."""
     x = to_device(to_tensor(data.inputs[i])[None], device)
     with autocast(device, amp):
@@ -33,14 +34,14 @@ def val_output(model, data, i: int, device: torch.device, amp=None, exposure_anc
     pred8 = to_uint8(pred)
     if exposure_anchor > 0:
         pred8 = anchor_exposure(pred8, data.mapped[i], exposure_anchor)
-    return pred, pred8
+    return pred, lift_shadows(pred8, data.lows[i])
 
 
 @torch.inference_mode()
 def validate(run: Run) -> dict[str, float]:
     """Loss, PSNR and SSIM over whole validation images (each rank takes every world-th image).
 
-    PSNR and SSIM are of the uint8 output after the exposure anchor, as the enhancer gives it;
+    PSNR and SSIM are of the uint8 output after the exposure anchor and the shadow lift, as the enhancer gives it;
     the loss is the network's own output's."""
     from lowlight.evaluation.scores import psnr, ssim  # the evaluate stage's uint8 metrics, so the numbers agree
 

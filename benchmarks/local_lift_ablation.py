@@ -1,0 +1,118 @@
+"""The shadow lift after the network (lowlight/inference/shadows.py), ablated on local_exposure.py's measures.
+
+Rows, all on the shipped weights with the lift off, each photo through the network once:
+
+* ``no lift``: the network's output as it is (``--shadows 0``);
+* ``gamma, coarse map``: the first prototype, kept for its figures. The output's luma is
+  area-averaged to 24 cells on the short side and blurred into a map ``L``. Where ``L < t``
+  the output is raised to ``e = log(t) / log(L)`` (at least 0.5), faded in as the input's
+  mean luma falls from 0.3 to 0.2. It lifts black to grey and leaves halos at strong edges;
+* ``gain, mean-luma gate``: the shipped step (an edge-aware gain) with the first
+  prototype's gate instead of its own;
+* ``gain t T``: the shipped step with its own gate (the input's crushed share, 20 -> 35 %)
+  at target level ``T``. The shipped :data:`~lowlight.inference.shadows.TARGET` is the
+  largest of these whose LOL ``val`` PSNR is within 0.05 dB of ``no lift``.
+
+    python benchmarks/local_lift_ablation.py --lol-prepared DIR [--targets 0.15 0.175 0.2]
+
+It prints local_exposure.py's four tables: (a) real dark photos, (b) uneven light, (c)
+well-lit photos and (d) LOL ``val`` (with ``--lol-prepared``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import local_exposure as measures  # noqa: E402  (the four measures, as that script prints them)
+
+CELLS = 24  # the gamma prototype's map: cells on the photo's short side
+BLUR = 1.5  # its Gaussian blur, in cells
+
+
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    r = max(1, int(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    for axis in (0, 1):
+        pad = [(r, r) if i == axis else (0, 0) for i in range(2)]
+        a = np.apply_along_axis(np.convolve, axis, np.pad(a, pad, mode="reflect"), k, mode="valid")
+    return a
+
+
+def coarse_illumination(y: np.ndarray) -> np.ndarray:
+    """``y`` (H x W float32) smoothed to a coarse map of the light falling on each region."""
+    h, w = y.shape
+    scale = CELLS / min(h, w)
+    small = Image.fromarray(y, mode="F").resize((max(2, round(w * scale)), max(2, round(h * scale))), Image.BOX)
+    small = _blur(np.asarray(small), BLUR).astype(np.float32)
+    return np.asarray(Image.fromarray(small, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
+
+
+def mean_gate(low: np.ndarray, lo: float = 0.2, hi: float = 0.3) -> float:
+    from lowlight.evaluation.exposure_measures import luma01
+
+    return float(np.clip((hi - luma01(low).mean()) / (hi - lo), 0, 1))
+
+
+def local_gamma(low: np.ndarray, out: np.ndarray, t: float = 0.2, e_min: float = 0.5) -> np.ndarray:
+    """The gamma prototype: ``out`` (uint8) with its dark regions raised towards ``t``."""
+    from lowlight.evaluation.exposure_measures import luma01
+
+    o = out.astype(np.float32) / 255
+    lum = coarse_illumination(luma01(out))
+    e = np.where(lum < t, np.log(t) / np.log(np.clip(lum, 1e-3, t - 1e-6)), 1.0)
+    e = 1 - (1 - np.clip(e, e_min, 1.0)) * mean_gate(low)
+    return np.clip(np.power(o, e[..., None]) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", nargs="*", type=float, default=[0.15, 0.175, 0.2], help="gain rows' target levels")
+    ap.add_argument("--dark", type=Path, default=measures.SHARED / "dark")
+    ap.add_argument("--clean", type=Path, default=measures.SHARED / "BSDS500" / "train")
+    ap.add_argument("--holdout", type=int, default=20)
+    ap.add_argument("--params", type=Path, default=measures.ROOT / "params.yaml")
+    ap.add_argument("--lol-prepared", type=Path, help="a prepared LOL folder for (d); skipped without it")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from lowlight.inference.enhancer import Enhancer
+    from lowlight.inference.shadows import TARGET, lift_shadows
+
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(2)
+    enhancer = Enhancer.pretrained(device="cpu", shadows=0.0)
+    cache: dict = {}
+
+    def no_lift(x: np.ndarray) -> np.ndarray:  # each photo through the network once, for all rows
+        key = (x.shape, x[::13, ::11].tobytes())
+        if key not in cache:
+            cache[key] = enhancer(x)
+        return cache[key]
+
+    methods = {
+        "no lift": no_lift,
+        "gamma, coarse map": lambda x: local_gamma(x, no_lift(x)),
+        f"gain t {TARGET}, mean gate": lambda x: lift_shadows(no_lift(x), x, mean_gate(x)),
+    }
+    for t in args.targets:
+        methods[f"gain t {t}"] = (lambda t: lambda x: lift_shadows(no_lift(x), x, None, t))(t)
+    held = measures._heldout(args.clean, args.holdout) if args.clean.is_dir() else []
+    if args.dark.is_dir():
+        measures.real_dark(methods, args.dark)
+    if held:
+        measures.uneven(methods, held, args.params)
+    measures.well_lit(methods, held)
+    if args.lol_prepared:
+        measures.lol_val(methods, args.lol_prepared)
+
+
+if __name__ == "__main__":
+    main()
