@@ -178,6 +178,9 @@ class HistmapConfig:
     bandwidth: float = param(6.0, gt=0, help="KDE kernel std in 8-bit levels")
     kde_weights: Literal["trapezoid", "equal"] = "trapezoid"
     space: Literal["rgb", "luminance"] = "rgb"
+    max_slope: float = param(1.5, ge=0, help="contrast limit of the mapping: the table's slope in log-log "
+                             "(d log(1+out) / d log(1+in)) is at most this, the channel's mean level kept; "
+                             "0 = off (lowlight/histbranch/histmap.py, limit_contrast)")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ from scipy.stats import gaussian_kde
 
 from conftest import darken, synthetic_photo
 from lowlight.config import HistmapConfig, QuantilesConfig
-from lowlight.histbranch.histmap import (interp_pdf, kde_density, kde_factor, kde_pdf, map_image,
+from lowlight.histbranch.histmap import (interp_pdf, kde_density, kde_factor, kde_pdf, limit_contrast, map_image,
                               map_to_histogram, match_lut, percentile_weights, target_pdf)
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, channel_counts, luma, percentiles
 from lowlight.histbranch.quantiles import QuantileModel
@@ -118,6 +119,7 @@ def test_mapping_onto_a_known_target_reproduces_its_cdf(cfg):
     src = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)  # every level, ~1/256 of the mass each
     q = np.stack([np.linspace(20, 200, 21), 255 * np.linspace(0, 1, 21) ** 2,
                   np.r_[np.full(10, 30.0), np.linspace(30, 240, 11)]])
+    cfg = dataclasses.replace(cfg, max_slope=0.0)  # exact matching (the contrast limit is tested below)
     out = map_image(src, q, cfg)
     got = np.cumsum(channel_counts(out), axis=-1) / (200 * 300)
     want = np.cumsum(target_pdf(q, cfg), axis=-1)
@@ -140,7 +142,9 @@ def test_match_lut_is_monotone_and_band_mean():
 def test_pillow_lookup_equals_numpy_indexing(photo):
     q = percentiles([synthetic_photo(48, 64, seed=9)])[0]
     cfg = HistmapConfig()
-    luts = np.clip(np.rint(match_lut(channel_counts(photo), target_pdf(q, cfg))), 0, 255).astype(np.uint8)
+    counts = channel_counts(photo)
+    luts = np.clip(np.rint(limit_contrast(match_lut(counts, target_pdf(q, cfg)), counts, cfg.max_slope)), 0, 255)
+    luts = luts.astype(np.uint8)
     ref = np.stack([luts[c][photo[..., c]] for c in range(3)], axis=-1)
     out = map_image(photo, q, cfg)
     assert np.array_equal(out, ref) and out.flags.writeable
@@ -283,3 +287,58 @@ def test_lol_pairs_mapped_with_their_true_percentiles():
         high = np.asarray(Image.open(root / "our485" / "high" / f"{stem}.webp").convert("RGB"))
         assert psnr(low, high) == pytest.approx(before, abs=1e-3)
         assert psnr(map_image(low, percentiles([high])[0], HistmapConfig(method="interp")), high) > 25
+
+
+# --------------------------------------------------------------------------- contrast limit
+
+
+def test_limit_contrast_caps_the_log_slope_and_keeps_the_mean_level():
+    from lowlight.histbranch.histmap import limit_contrast, match_lut
+
+    rng = np.random.default_rng(3)
+    counts = np.zeros((3, 256))
+    counts[:, 100:130] = rng.integers(50, 500, (3, 30))  # a narrow peak: a clear sky
+    counts[:, 10:60] += rng.integers(0, 40, (3, 50))
+    pdf = np.ones((3, 256)) / 256  # a wide target
+    lut = match_lut(counts, pdf)
+    v = np.log1p(np.arange(256.0))
+    assert (np.diff(np.log1p(lut), axis=-1) > 1.5 * np.diff(v) + 1e-9).any()  # the exact table stretches the peak
+    capped = limit_contrast(lut, counts, 1.5)
+    assert (np.diff(np.log1p(capped), axis=-1) <= 1.5 * np.diff(v) + 1e-9).all()
+    assert (np.diff(capped, axis=-1) >= -1e-9).all()
+    w = counts / counts.sum(axis=-1, keepdims=True)
+    assert np.allclose((w * capped).sum(-1), (w * lut).sum(-1), atol=1e-3)
+    assert limit_contrast(lut, counts, 0.0) is lut
+
+
+def test_limit_contrast_leaves_gains_and_the_identity_alone():
+    from lowlight.histbranch.histmap import limit_contrast
+
+    counts = np.random.default_rng(0).integers(0, 100, (3, 256)).astype(float)
+    levels = np.arange(256.0)
+    for gain in (1.0, 1.3, 1.5):
+        lut = np.tile(np.minimum(levels * gain, 255.0), (3, 1))
+        if gain == 1.5:
+            lut = np.tile(levels * gain * 0.6, (3, 1))  # no clipping at the top
+        assert np.allclose(limit_contrast(lut, counts, 1.5), lut, atol=1e-6)
+
+
+def test_the_contrast_limit_stops_a_narrow_sky_turning_into_blotches():
+    """A clear sky: a faint gradient over ten levels plus noise. Matched to a wider target, the
+    exact table stretches it several times over; the limited one keeps it within 1.5x of a
+    plain gain, at the same mean level."""
+    from lowlight.config import HistmapConfig
+    from lowlight.histbranch.histmap import map_image
+
+    rng = np.random.default_rng(1)
+    h, w = 60, 80
+    sky = 110 + 10 * np.linspace(0, 1, w)[None, :] + rng.normal(0, 1, (h, w))
+    img = np.clip(np.rint(np.repeat(sky[..., None], 3, axis=2)), 0, 255).astype(np.uint8)
+    q = np.tile(np.linspace(60, 200, 21), (3, 1))  # the booster asks for a wide spread
+    exact = map_image(img, q, HistmapConfig(max_slope=0.0)).astype(float)
+    limited = map_image(img, q, HistmapConfig(max_slope=1.5)).astype(float)
+    spread_in = np.ptp(img[..., 1].astype(float).mean(axis=0))
+    gain = limited.mean() / img.mean()
+    assert np.ptp(exact[..., 1].mean(axis=0)) > 4 * gain * spread_in
+    assert np.ptp(limited[..., 1].mean(axis=0)) <= 1.5 * gain * spread_in + 2
+    assert abs(limited.mean() - exact.mean()) < 1.0

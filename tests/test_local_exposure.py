@@ -141,7 +141,7 @@ def test_equal_tables_blend_to_one_lookup():
 
 def test_mapping_each_cell_onto_its_own_histogram_is_near_identity():
     img = synthetic_photo(60, 90, seed=4)
-    out = map_image(img, targets([img], regions=4)[0], HistmapConfig())
+    out = map_image(img, targets([img], regions=4)[0], HistmapConfig(max_slope=0.0))  # the blend alone
     err = np.abs(out.astype(int) - img)
     # near a cell border a pixel is partly mapped by its neighbour's table, which knows
     # only the neighbour's levels: small, smooth changes there, none elsewhere

@@ -32,6 +32,10 @@ chroma ratios; its target percentiles are the luma-weighted sum of the channel
 percentiles (exact when the three channels are comonotone). On LOL it keeps the dark
 shots' colour casts and amplifies their chroma noise.
 
+Contrast limit (``max_slope``, on by default at 1.5): each table's log-log slope is capped
+and its mean level kept (:mod:`lowlight.histbranch.contrast_limit`), so a narrow histogram
+peak such as a clear sky is not stretched into blotches.
+
 The measured choices (interp vs kde, weights, lookup, rgb vs luminance) are in the README,
 "Histogram-branch choices"; each run's figures in ``metrics/histmap.json``.
 """
@@ -41,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from lowlight.config import HistmapConfig
+from lowlight.histbranch.contrast_limit import limit_contrast
 from lowlight.histbranch.histogram import LEVELS, LUMA_WEIGHTS, pil_view
 
 __all__ = [
@@ -51,6 +56,7 @@ __all__ = [
     "interp_pdf",
     "target_pdf",
     "match_lut",
+    "limit_contrast",
     "map_to_histogram",
     "map_image",
 ]
@@ -220,12 +226,13 @@ def _check_inputs(low: np.ndarray, percentiles: np.ndarray) -> np.ndarray:
     return q
 
 
-def map_to_histogram(low: np.ndarray, pdf: np.ndarray) -> np.ndarray:
-    """Map each channel of ``low`` (uint8 H x W x 3) onto the target histograms ``pdf`` (3, 256)."""
+def map_to_histogram(low: np.ndarray, pdf: np.ndarray, max_slope: float = 0.0) -> np.ndarray:
+    """Map each channel of ``low`` (uint8 H x W x 3) onto the target histograms ``pdf`` (3, 256),
+    the tables' contrast limited by ``max_slope`` (:func:`limit_contrast`; 0 = exact matching)."""
     # Pillow's histogram and per-band lookup table (C, no copies; see histogram.pil_view)
     pil = pil_view(low)
     counts = np.asarray(pil.histogram(), dtype=np.float64).reshape(3, LEVELS)
-    luts = _lut_u8(match_lut(counts, pdf))
+    luts = _lut_u8(limit_contrast(match_lut(counts, pdf), counts, max_slope))
     out = np.asarray(pil.point(luts.ravel().tolist()))
     # np.asarray of a Pillow image is read-only; callers own their result. Adopting
     # Pillow's buffer when numpy allows it avoids a copy.
@@ -243,7 +250,7 @@ def map_image(low: np.ndarray, percentiles: np.ndarray, cfg: HistmapConfig) -> n
     if q.ndim == 4:
         return _map_local(low, q, cfg)
     if cfg.space == "rgb":
-        return map_to_histogram(low, target_pdf(q, cfg))
+        return map_to_histogram(low, target_pdf(q, cfg), cfg.max_slope)
     if cfg.space == "luminance":
         return _map_luminance(low, q, cfg)
     raise ValueError(f"unknown histmap space {cfg.space!r}")
@@ -256,14 +263,16 @@ def _map_local(low: np.ndarray, q: np.ndarray, cfg: HistmapConfig) -> np.ndarray
 
     if cfg.space != "rgb":
         raise ValueError(f"per-cell percentiles map in histmap.space 'rgb' only, not {cfg.space!r}")
-    luts = match_lut(region_counts(low, q.shape[0]), target_pdf(q, cfg))
+    counts = region_counts(low, q.shape[0])
+    luts = limit_contrast(match_lut(counts, target_pdf(q, cfg)), counts, cfg.max_slope)
     return blend_tables(low, luts)
 
 
 def _map_luminance(low: np.ndarray, q: np.ndarray, cfg: HistmapConfig) -> np.ndarray:
     pil = pil_view(low)
     yq = pil.convert("L")  # 8-bit BT.601 luma (Pillow, in C) for the histogram and the table
-    lut = match_lut(np.asarray(yq.histogram(), dtype=np.float64), target_pdf(LUMA_WEIGHTS @ q, cfg))
+    counts = np.asarray(yq.histogram(), dtype=np.float64)
+    lut = limit_contrast(match_lut(counts, target_pdf(LUMA_WEIGHTS @ q, cfg)), counts, cfg.max_slope)
     rgb = low.astype(np.float32)
     y = rgb @ LUMA_WEIGHTS.astype(np.float32)
     y_new = np.take(lut.astype(np.float32), np.asarray(yq))
