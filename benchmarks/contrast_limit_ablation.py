@@ -65,12 +65,7 @@ def main(argv=None) -> None:
     lol_val_references(methods, args.lol_prepared)
     if args.skip_heldout:
         return
-    held = measures._heldout(args.clean, args.holdout) if args.clean.is_dir() else []
-    if args.dark.is_dir():
-        measures.real_dark(methods, args.dark)
-    if held:
-        measures.uneven(methods, held, args.params)
-    measures.well_lit(methods, held)
+    measures.heldout_measures(methods, args.dark, args.clean, args.holdout, args.params)
 
 
 if __name__ == "__main__":

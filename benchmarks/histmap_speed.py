@@ -128,7 +128,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     x = features(lows, p.quantiles)
     feat_s = time.perf_counter() - t0
-    y = targets(highs)
+    y = targets(highs, regions=p.quantiles.regions)
     model = QuantileModel(p.quantiles).fit_arrays(x, y, seed=p.base.seed, threads=args.fit_threads)
     fit_s = model.fit_seconds
 

@@ -183,6 +183,16 @@ def lol_val(methods: dict, root: Path) -> None:
               f"{np.mean([r['psnr_gt_mean'] for r in rows]):8.2f}", flush=True)
 
 
+def heldout_measures(methods: dict, dark: Path, clean: Path, holdout: int, params: Path) -> None:
+    """(a), (b) and (c) for ``methods``, as the ablation scripts print them."""
+    held = _heldout(clean, holdout) if clean.is_dir() else []
+    if dark.is_dir():
+        real_dark(methods, dark)
+    if held:
+        uneven(methods, held, params)
+    well_lit(methods, held)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dark", type=Path, default=SHARED / "dark")

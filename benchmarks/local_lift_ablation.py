@@ -104,12 +104,7 @@ def main(argv=None) -> None:
     }
     for t in args.targets:
         methods[f"gain t {t}"] = (lambda t: lambda x: lift_shadows(no_lift(x), x, None, t))(t)
-    held = measures._heldout(args.clean, args.holdout) if args.clean.is_dir() else []
-    if args.dark.is_dir():
-        measures.real_dark(methods, args.dark)
-    if held:
-        measures.uneven(methods, held, args.params)
-    measures.well_lit(methods, held)
+    measures.heldout_measures(methods, args.dark, args.clean, args.holdout, args.params)
     if args.lol_prepared:
         measures.lol_val(methods, args.lol_prepared)
 
