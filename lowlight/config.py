@@ -180,7 +180,7 @@ class HistmapConfig:
     space: Literal["rgb", "luminance"] = "rgb"
     max_slope: float = param(1.5, ge=0, help="contrast limit of the mapping: the table's slope in log-log "
                              "(d log(1+out) / d log(1+in)) is at most this, the channel's mean level kept; "
-                             "0 = off (lowlight/histbranch/histmap.py, limit_contrast)")
+                             "0 = off (lowlight/histbranch/contrast_limit.py)")
 
 
 @dataclass(frozen=True)
