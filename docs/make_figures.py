@@ -92,15 +92,23 @@ def dark_figure(folder: Path, count: int, height: int) -> None:
     _save(_stack(rows, ["low (no reference)", "enhanced"]), HERE / "dark_examples.jpg")
 
 
-def _flat_region(rgb: np.ndarray, size: int = 64) -> tuple[int, int]:
-    """Top-left corner of the ``size`` block with the least luma variation among the brighter half."""
+def _block_stats(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the luma in each ``size`` x ``size`` block (the photo cropped to whole blocks)."""
     y = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     h, w = (y.shape[0] // size) * size, (y.shape[1] // size) * size
     blocks = y[:h, :w].reshape(h // size, size, w // size, size).swapaxes(1, 2)
-    means, stds = blocks.mean(axis=(2, 3)), blocks.std(axis=(2, 3))
-    stds = np.where(means >= np.median(means), stds, np.inf)
+    return blocks.mean(axis=(2, 3)), blocks.std(axis=(2, 3))
+
+
+def _corner(stds: np.ndarray, size: int) -> tuple[int, int]:
     r, c = np.unravel_index(np.argmin(stds), stds.shape)
     return int(r * size), int(c * size)
+
+
+def _flat_region(rgb: np.ndarray, size: int = 64) -> tuple[int, int]:
+    """Top-left corner of the ``size`` block with the least luma variation among the brighter half."""
+    means, stds = _block_stats(rgb, size)
+    return _corner(np.where(means >= np.median(means), stds, np.inf), size)
 
 
 def zoom_figure(folder: Path, names: list[str], size: int = 64, scale: int = 4) -> None:
@@ -125,17 +133,10 @@ def zoom_figure(folder: Path, names: list[str], size: int = 64, scale: int = 4) 
 def _lifted_flat_region(before: np.ndarray, after: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left corner of the flattest ``size`` block among those the shadow lift raised most
     (the upper quarter by gain, among blocks with a signal): where amplified noise would show."""
-    yb, ya = (im.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) for im in (before, after))
-    h, w = (ya.shape[0] // size) * size, (ya.shape[1] // size) * size
-
-    def blocks(y):
-        return y[:h, :w].reshape(h // size, size, w // size, size).swapaxes(1, 2)
-
-    level = blocks(yb).mean(axis=(2, 3))
-    gain = np.where(level >= 4, (blocks(ya).mean(axis=(2, 3)) + 1) / (level + 1), 0.0)  # a black sky has no signal
-    stds = np.where(gain >= np.quantile(gain[gain > 0], 0.75), blocks(ya).std(axis=(2, 3)), np.inf)
-    r, c = np.unravel_index(np.argmin(stds), stds.shape)
-    return int(r * size), int(c * size)
+    level, _ = _block_stats(before, size)
+    means, stds = _block_stats(after, size)
+    gain = np.where(level >= 4, (means + 1) / (level + 1), 0.0)  # a black sky has no signal
+    return _corner(np.where(gain >= np.quantile(gain[gain > 0], 0.75), stds, np.inf), size)
 
 
 def local_figure(dark: Path, height: int, names=("DICM_21.jpg", "NPE_birds.png", "DICM_01.jpg")) -> None:

@@ -43,7 +43,7 @@ TARGET = 0.15  # a dark region's light (luma, of 1) is raised towards this
 MAX_GAIN = 4.0  # at most two stops
 CAP = 0.97  # no channel is raised past this (of 1), so the step clips nothing new
 GATE = (0.20, 0.35)  # auto: the input's crushed share at which the lift starts, and reaches full
-CRUSHED_LEVEL = 12  # luma level (of 255) at or under which a pixel counts as crushed: luma < 0.05
+CRUSHED_LEVEL = 12  # 8-bit luma at or under this is crushed: under exposure_measures.CRUSHED (0.05 = level 12.75)
 SHADOWS_MAX = 2.0
 THUMB = 64  # thumbnail's short side for the guided filter
 THUMB_LONG = 1024  # and at most this on its long side
@@ -111,8 +111,8 @@ def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, 
     """``out`` (uint8 H x W x 3, the enhanced photo) with its dark regions raised.
 
     ``low`` is the input photo, which the auto gate reads. ``amount`` is None for auto, or a
-    value from 0 to :data:`SHADOWS_MAX`. ``target`` is there for the ablation. Returns ``out`` itself when there is nothing to do,
-    and otherwise a new array; ``out`` is not modified.
+    value from 0 to :data:`SHADOWS_MAX`; ``target`` is there for the ablation. Returns ``out``
+    itself when there is nothing to do, and otherwise a new array; ``out`` is not modified.
     """
     amount = auto_amount(low) if amount is None else float(amount)
     if amount == 0.0:

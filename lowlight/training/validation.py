@@ -2,9 +2,9 @@
 
 :func:`validate` runs the evaluated weights (the EMA when on) on every validation image,
 rounds to uint8, applies the exposure anchor (:mod:`lowlight.inference.exposure`) and the
-auto shadow lift (:mod:`lowlight.inference.shadows`) and scores with the evaluate stage's own metrics, so a checkpoint's epoch is picked on
-``lowlight enhance``'s pixels. :func:`start_as_best` makes a fine-tune's starting weights
-epoch 0.
+auto shadow lift (:mod:`lowlight.inference.shadows`), and scores with the evaluate stage's
+own metrics, so a checkpoint's epoch is picked on ``lowlight enhance``'s pixels.
+:func:`start_as_best` makes a fine-tune's starting weights epoch 0.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ __all__ = ["validate", "start_as_best", "val_output"]
 
 def val_output(model, data, i: int, device: torch.device, amp=None, exposure_anchor: float = 0.0):
     """Validation image ``i`` through ``model``: the float output (1 x 3 x H x W) and the uint8
-    picture after the exposure anchor and the auto shadow lift, the pixels ``lowlight enhance`` gives. The one place that
-    makes them: validation scores them, the sample plot shows them, the ablation harness rescores them."""
+    picture after the exposure anchor and the auto shadow lift, the pixels ``lowlight enhance``
+    gives. The one place that makes them: validation scores them, the sample plot shows them,
+    the ablation harness rescores them."""
     x = to_device(to_tensor(data.inputs[i])[None], device)
     with autocast(device, amp):
         pred = run_padded(model, x)
@@ -41,8 +42,8 @@ def val_output(model, data, i: int, device: torch.device, amp=None, exposure_anc
 def validate(run: Run) -> dict[str, float]:
     """Loss, PSNR and SSIM over whole validation images (each rank takes every world-th image).
 
-    PSNR and SSIM are of the uint8 output after the exposure anchor and the shadow lift, as the enhancer gives it;
-    the loss is the network's own output's."""
+    PSNR and SSIM are of the uint8 output after the exposure anchor and the shadow lift, as the
+    enhancer gives it; the loss is the network's own output's."""
     from lowlight.evaluation.scores import psnr, ssim  # the evaluate stage's uint8 metrics, so the numbers agree
 
     model, data, device = run.evaluated.eval(), run.val_data, run.device
