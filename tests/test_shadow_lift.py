@@ -1,5 +1,6 @@
 """The shadow lift after the network (lowlight/inference/shadows.py): dark regions of a dark
 photo come up, highlights and clean photos stay, no halo at a strong edge, nothing new clips,
+black comes up to an even floor with the order of dark tones kept,
 the same result in bands, and one clear line for a bad --shadows."""
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def test_no_halo_beside_a_strong_edge(monkeypatch):
     img[:, :] += np.random.default_rng(0).integers(0, 3, (h, w, 1), dtype=np.uint8)
 
     def beside_over_far():
-        out = luma01(lift_shadows(img, img, 1.0))
+        out = luma01(lift_shadows(img, img, 1.0, floor=0.0))  # the gain alone (the floor would fill a ring in)
         assert np.abs(out[65:95, 65:95] - luma01(img)[65:95, 65:95]).max() < 2 / 255  # the lit square holds
         return out[60:100, 53:58].mean() / out[60:100, 5:20].mean()  # 2-7 px left of the square
 
@@ -83,14 +84,37 @@ def test_no_halo_beside_a_strong_edge(monkeypatch):
     assert beside_over_far() < 0.35
 
 
-def test_nothing_new_clips_and_black_stays_black():
+def test_nothing_new_clips_and_black_comes_up_to_an_even_floor():
     img = _half_dark()
     img[40:44, 100:104] = 240  # a small lamp inside the shadow
     img[10:20, 90:100] = 0  # a patch with no signal
     out = lift_shadows(img, img, shadows.SHADOWS_MAX)
     assert out.max() <= max(int(img.max()), round(CAP * 255))
     assert (out[40:44, 100:104] <= round(CAP * 255)).all()
-    assert (out[10:20, 90:100] == 0).all()
+    # no signal to multiply: the patch comes up to the floor, evenly (no texture, no grey cast)
+    level = round(shadows.FLOOR * 255)
+    assert (out[10:20, 90:100] == level).all()
+    assert crushed_share(out[10:20, 90:100]) == 0.0
+    # without the floor, black stays black
+    assert (lift_shadows(img, img, shadows.SHADOWS_MAX, floor=0.0)[10:20, 90:100] == 0).all()
+
+
+def test_the_floor_keeps_the_order_of_dark_tones_and_fades_with_the_amount():
+    """A ramp of dark levels: the floor is a toe on the tone curve after the gain, so no pixel
+    overtakes one the gain left brighter (the lightness order holds); half the amount gives half the floor; pixels
+    lifted past FADE get none."""
+    ramp = np.repeat(np.arange(0, 64, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
+    flat = np.full((64, 64, 3), 0, np.uint8)  # the same dark everywhere: the guided filter's light is level-free
+    for amount in (0.5, 1.0, 2.0):
+        gained = lift_shadows(ramp, ramp, amount, floor=0.0)[4, :, 1].astype(int)
+        floored = lift_shadows(ramp, ramp, amount)[4, :, 1].astype(int)
+        order = np.argsort(gained, kind="stable")
+        assert (np.diff(floored[order]) >= 0).all()  # what the gain left in order, the floor keeps in order
+        assert (floored >= gained).all() and floored.min() == round(shadows.FLOOR * 255 * min(amount, 1.0))
+    half = lift_shadows(flat, flat, 0.5)
+    assert abs(int(half[0, 0, 0]) - round(0.5 * shadows.FLOOR * 255)) <= 1
+    bright = np.full((32, 32, 3), round(255 * shadows.FADE * 1.2), np.uint8)
+    assert np.array_equal(lift_shadows(bright, flat, 1.0), lift_shadows(bright, flat, 1.0, floor=0.0))
 
 
 def test_bands_and_whole_give_the_same_pixels(monkeypatch):

@@ -15,8 +15,14 @@ network:
 2. **The gain** is ``(TARGET / L) ** amount`` per pixel, from 1 to :data:`MAX_GAIN`. A
    region whose light ``L`` is under :data:`TARGET` comes up towards it, and brighter
    regions are left as they are. A gain multiplies, so local contrast and colour ratios are
-   kept and black stays black: there is no grey veil over a night sky whose pixels carry no
-   signal. No pixel is raised past :data:`CAP` of full scale, so nothing new clips.
+   kept. No pixel is raised past :data:`CAP` of full scale, so nothing new clips.
+   A gain cannot lift what carries no signal (a night sky at levels 0-2), so a **black
+   floor** follows, a photographer's "blacks" slider: a pixel whose lifted luma ``y`` is
+   under :data:`FADE` gets ``FLOOR * (1 - y / FADE)`` added, the same to each channel.
+   Black becomes :data:`FLOOR` (level 14, a deep shadow a screen still shows rather than
+   clipped black, just above the crushed line of 0.05), tones at :data:`FADE` and above are
+   untouched, and the toe is monotone, so the order of dark tones holds. It is per pixel,
+   not per region, so it draws no ring beside a lit edge; it scales with the amount (up to 1).
 3. **When it acts.** ``amount=None`` (the default, "auto") fades the step in with the share
    of the *input's* crushed pixels (luma level <= 12 of 255, i.e. under 0.05): nothing at
    :data:`GATE` [0] (20 %), the full amount 1 at :data:`GATE` [1] (35 %) and above. Dark
@@ -45,6 +51,8 @@ CAP = 0.97  # no channel is raised past this (of 1), so the step clips nothing n
 GATE = (0.20, 0.35)  # auto: the input's crushed share at which the lift starts, and reaches full
 CRUSHED_LEVEL = 12  # 8-bit luma at or under this is crushed: under exposure_measures.CRUSHED (0.05 = level 12.75)
 SHADOWS_MAX = 2.0
+FLOOR = 0.055  # black floor (of 1): level 14, just above the crushed line (0.05); none at FADE and above
+FADE = 0.1
 THUMB = 64  # thumbnail's short side for the guided filter
 THUMB_LONG = 1024  # and at most this on its long side
 RADIUS = 6  # guided filter radius, in thumbnail pixels (a window of about a fifth of the short side)
@@ -107,11 +115,12 @@ def _upsample(maps: tuple[np.ndarray, ...], h: int, w: int, y0: int, y1: int) ->
     return out
 
 
-def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, target: float = TARGET) -> np.ndarray:
+def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, target: float = TARGET,
+                 floor: float = FLOOR) -> np.ndarray:
     """``out`` (uint8 H x W x 3, the enhanced photo) with its dark regions raised.
 
     ``low`` is the input photo, which the auto gate reads. ``amount`` is None for auto, or a
-    value from 0 to :data:`SHADOWS_MAX`; ``target`` is there for the ablation. Returns ``out``
+    value from 0 to :data:`SHADOWS_MAX`; ``target`` and ``floor`` are there for the ablation. Returns ``out``
     itself when there is nothing to do, and otherwise a new array; ``out`` is not modified.
     """
     amount = auto_amount(low) if amount is None else float(amount)
@@ -134,6 +143,12 @@ def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, 
         top = np.maximum(np.maximum(band[..., 0], band[..., 1]), band[..., 2]).astype(np.float32)
         np.minimum(gain, np.maximum(1.0, (CAP * 255.0) / np.maximum(top, 1.0)), out=gain)
         o *= gain[..., None]
+        if floor > 0:
+            # the black floor: pixels still nearly black after the gain (no signal to multiply)
+            # are raised by an even amount, faded out as their own lifted luma reaches FADE
+            lifted = o @ weights
+            o += (np.float32(255.0 * floor * min(amount, 1.0))
+                  * np.clip(1.0 - lifted / np.float32(FADE), 0.0, 1.0))[..., None]
         np.rint(o, out=o)
         np.clip(o, 0, 255, out=o)
         result[y0:y1] = o
