@@ -9,11 +9,14 @@ Rows, all on the shipped weights with the lift off, each photo through the netwo
   mean luma falls from 0.3 to 0.2. It lifts black to grey and leaves halos at strong edges;
 * ``gain, mean-luma gate``: the shipped step (an edge-aware gain) with the first
   prototype's gate instead of its own;
-* ``gain t T``: the shipped step with its own gate (the input's crushed share, 20 -> 35 %)
-  at target level ``T``. The shipped :data:`~lowlight.inference.shadows.TARGET` is the
-  largest of these whose LOL ``val`` PSNR is within 0.05 dB of ``no lift``.
+* ``gain t T, no floor``: the shipped gain with its own gate (the input's crushed share,
+  20 -> 35 %) at target level ``T`` and no black floor. The shipped
+  :data:`~lowlight.inference.shadows.TARGET` is the largest of these whose LOL ``val`` PSNR
+  is within 0.05 dB of ``no lift``;
+* ``gain t 0.15, floor F``: the shipped gain followed by a black floor of ``F`` (the shipped
+  step at :data:`~lowlight.inference.shadows.FLOOR`).
 
-    python benchmarks/local_lift_ablation.py --lol-prepared DIR [--targets 0.15 0.175 0.2]
+    python benchmarks/local_lift_ablation.py --lol-prepared DIR [--targets 0.15 0.175 0.2] [--floors 0.03 0.055 0.08]
 
 It prints local_exposure.py's four tables: (a) real dark photos, (b) uneven light, (c)
 well-lit photos and (d) LOL ``val`` (with ``--lol-prepared``).
@@ -30,6 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_exposure as measures  # noqa: E402  (the four measures, as that script prints them)
+from lowlight.inference.shadows import FLOOR  # noqa: E402
 
 CELLS = 24  # the gamma prototype's map: cells on the photo's short side
 BLUR = 1.5  # its Gaussian blur, in cells
@@ -74,6 +78,8 @@ def local_gamma(low: np.ndarray, out: np.ndarray, t: float = 0.2, e_min: float =
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", nargs="*", type=float, default=[0.15, 0.175, 0.2], help="gain rows' target levels")
+    ap.add_argument("--floors", nargs="*", type=float, default=[0.03, FLOOR, 0.08],
+                    help="black floor rows (at the shipped target level)")
     ap.add_argument("--dark", type=Path, default=measures.SHARED / "dark")
     ap.add_argument("--clean", type=Path, default=measures.SHARED / "BSDS500" / "train")
     ap.add_argument("--holdout", type=int, default=20)
@@ -103,7 +109,9 @@ def main(argv=None) -> None:
         f"gain t {TARGET}, mean gate": lambda x: lift_shadows(no_lift(x), x, mean_gate(x)),
     }
     for t in args.targets:
-        methods[f"gain t {t}"] = (lambda t: lambda x: lift_shadows(no_lift(x), x, None, t))(t)
+        methods[f"gain t {t}, no floor"] = (lambda t: lambda x: lift_shadows(no_lift(x), x, None, t, 0.0))(t)
+    for f in args.floors:
+        methods[f"gain t {TARGET}, floor {f}"] = (lambda f: lambda x: lift_shadows(no_lift(x), x, None, TARGET, f))(f)
     measures.heldout_measures(methods, args.dark, args.clean, args.holdout, args.params)
     if args.lol_prepared:
         measures.lol_val(methods, args.lol_prepared)
