@@ -63,6 +63,27 @@ def _methods(args, tmp: Path) -> dict:
     return methods
 
 
+def shipped_without_lift():
+    """The shipped pair with the shadow lift off, as a function that runs each photo through the
+    network once and keeps the output for every ablation row after it (2 threads, denormals flushed)."""
+    import torch
+
+    from lowlight.inference.enhancer import Enhancer
+
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(2)
+    enhancer = Enhancer.pretrained(device="cpu", shadows=0.0)
+    cache: dict = {}
+
+    def no_lift(x: np.ndarray) -> np.ndarray:
+        key = (x.shape, x[::13, ::11].tobytes())
+        if key not in cache:
+            cache[key] = enhancer(x)
+        return cache[key]
+
+    return no_lift
+
+
 def _read(path: Path) -> np.ndarray:
     from PIL import Image
 
