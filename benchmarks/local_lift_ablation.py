@@ -7,8 +7,8 @@ Rows, all on the shipped weights with the lift off, each photo through the netwo
   area-averaged to 24 cells on the short side and blurred into a map ``L``. Where ``L < t``
   the output is raised to ``e = log(t) / log(L)`` (at least 0.5), faded in as the input's
   mean luma falls from 0.3 to 0.2. It lifts black to grey and leaves halos at strong edges;
-* ``gain, mean-luma gate``: the shipped step (an edge-aware gain) with the first
-  prototype's gate instead of its own;
+* ``gain, mean-luma gate, no floor``: the shipped gain (edge-aware) with the first
+  prototype's gate instead of its own, and no black floor;
 * ``gain t T, no floor``: the shipped gain with its own gate (the input's crushed share,
   20 -> 35 %) at target level ``T`` and no black floor. The shipped
   :data:`~lowlight.inference.shadows.TARGET` is the largest of these whose LOL ``val`` PSNR
@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     methods = {
         "no lift": no_lift,
         "gamma, coarse map": lambda x: local_gamma(x, no_lift(x)),
-        f"gain t {TARGET}, mean gate": lambda x: lift_shadows(no_lift(x), x, mean_gate(x)),
+        f"gain t {TARGET}, mean gate, no floor": lambda x: lift_shadows(no_lift(x), x, mean_gate(x), TARGET, 0.0),
     }
     for t in args.targets:
         methods[f"gain t {t}, no floor"] = (lambda t: lambda x: lift_shadows(no_lift(x), x, None, t, 0.0))(t)
