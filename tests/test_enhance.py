@@ -17,6 +17,7 @@ from lowlight.models.checkpoint import save_checkpoint
 from lowlight.cli.main import main as cli_main
 from lowlight.config import QuantilesConfig
 from lowlight.inference.enhancer import Enhancer, enhance
+from lowlight.inference.shadows import FLOOR
 from lowlight.models import build_model
 from lowlight.models.padding import run_padded
 from lowlight.histbranch.quantiles import QuantileModel
@@ -144,16 +145,19 @@ def test_the_shadow_lift_runs_once_on_the_whole_output_with_the_amount_of_shadow
     off = replace(enhancer, shadows=0.0)(low)
     calls = []
 
-    def spy(out, photo, amount):
-        calls.append((out.copy(), photo, amount))
+    def spy(out, photo, amount, floor):
+        calls.append((out.copy(), photo, amount, floor))
         return np.minimum(out, 200)  # a visible change
 
     monkeypatch.setattr(enhancer_module, "lift_shadows", spy)
     for amount in (None, 0.0, 1.5):
         calls.clear()
         assert np.array_equal(replace(enhancer, shadows=amount)(low), np.minimum(off, 200))
-        assert len(calls) == 1 and calls[0][1] is low and calls[0][2] == amount
+        assert len(calls) == 1 and calls[0][1] is low and calls[0][2] == amount and calls[0][3] == FLOOR
         assert np.array_equal(calls[0][0], off)  # the anchored network output, before strength
+    calls.clear()
+    replace(enhancer, keep_black=True)(low)
+    assert len(calls) == 1 and calls[0][3] == 0.0  # --keep-black: the gain without the floor
     calls.clear()
     replace(enhancer, shadows=1.0, tile_pixels=16 * 16, tile=16, overlap=8)(low)
     assert len(calls) == 1 and calls[0][0].shape == low.shape  # once, on the blended tiles

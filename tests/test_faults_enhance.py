@@ -163,6 +163,25 @@ def test_shadows_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, mo
     assert not (tmp_path / "bad").exists()
 
 
+def test_keep_black_reaches_the_enhancer(tmp_path, monkeypatch):
+    from enhance_stub import stub_enhancer
+
+    from lowlight.cli import enhance as cli_enhance
+
+    src = _photo(tmp_path / "a.png", size=(10, 12))
+    kept = []
+
+    def recording(args, q, w):
+        kept.append(args.keep_black)
+        return stub_enhancer(args, q, w)
+
+    for extra in ([], ["--keep-black"]):
+        with monkeypatch.context() as mp:
+            mp.setattr(cli_enhance, "_load_enhancer", recording)
+            assert main(["enhance", str(src), "-o", str(tmp_path / f"k{len(kept)}"), "-q", *extra]) == 0
+    assert kept == [False, True]
+
+
 def test_exit_codes(tmp_path):
     good = _photo(tmp_path / "in" / "good.png")
     assert run_cli(tmp_path / "w", [good, "-o", tmp_path / "o"])[0] == 0

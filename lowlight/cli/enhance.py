@@ -64,6 +64,9 @@ def add_parser(sub) -> None:
     p.add_argument("--shadows", type=_shadows_arg, default=None, metavar="S",
                    help="lift the shadows of dark regions, highlights held: 0 off, 1 the usual amount, up to 2 "
                         "(default: auto, which lifts only photos with many crushed pixels)")
+    p.add_argument("--keep-black", action="store_true",
+                   help="after the shadow lift's gain, leave pitch-black regions (a night sky with no signal) black "
+                        "instead of raising them to a deep-shadow floor (level 14 of 255)")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help=f"refuse images with more pixels, from the header before decoding (default: {MAX_PIXELS}; "
                         "enhancing takes about 30 bytes of memory a pixel); also raises Pillow's own limit")
@@ -134,7 +137,8 @@ def _load_enhancer(args, quantile_model: Path, weights: Path):
     from lowlight.inference.enhancer import Enhancer
 
     return Enhancer.from_files(quantile_model, weights, device=args.device, tile_pixels=args.tile_pixels,
-                               shadows=args.shadows, progress=TileBar(disable=args.quiet))
+                               shadows=args.shadows, keep_black=args.keep_black,
+                               progress=TileBar(disable=args.quiet))
 
 
 def _plan(args):

@@ -17,8 +17,9 @@ tiling and device handling live here once:
    :mod:`lowlight.inference.exposure`) pulls the result's overall brightness towards
    the mapped image's, one gain for the whole photo;
 5. the shadow lift (:mod:`lowlight.inference.shadows`) raises the dark regions of a dark
-   photo with a smooth, edge-aware gain, highlights held; ``shadows`` None (auto) acts
-   only on photos with many crushed pixels, a number sets the amount (0: off);
+   photo with a smooth, edge-aware gain, highlights held, then raises what is still pitch
+   black to a deep-shadow floor (``keep_black`` leaves it black); ``shadows`` None (auto)
+   acts only on photos with many crushed pixels, a number sets the amount (0: off);
 6. ``strength`` blends the result with the input in 8-bit space,
    ``round(low + s * (enhanced - low))``: 0 gives the input back, 1 (the default) the
    full enhancement, up to :data:`STRENGTH_MAX` brightens further.
@@ -40,7 +41,7 @@ from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError
                                          check_strength, checkpoint_anchor, default_weights, resolve_device,
                                          resolve_weights)
 from lowlight.inference.network_input import stack_inputs
-from lowlight.inference.shadows import lift_shadows
+from lowlight.inference.shadows import FLOOR, lift_shadows
 from lowlight.inference.tiles import (OVERLAP, TILE, TILE_PIXELS, apply_strength, blend_window, even_tile,
                                       padded_pixels, tile_starts, to_uint8)
 
@@ -64,6 +65,7 @@ class Enhancer:
     strength: float = 1.0  # 0: the input unchanged, 1: the full enhancement (see check_strength)
     exposure_anchor: float = 0.0  # train.exposure_anchor of the checkpoint (lowlight.inference.exposure)
     shadows: float | None = None  # the shadow lift's amount: None = auto (lowlight.inference.shadows), 0 = off
+    keep_black: bool = False  # no black floor after the lift's gain: pitch-black regions stay black
     progress: Callable[[int, int], None] | None = field(default=None, compare=False)  # (done, total) tiles
 
     def __post_init__(self):
@@ -135,7 +137,7 @@ class Enhancer:
         if self.network is not None and self.exposure_anchor > 0:
             out = anchor_exposure(out, mapped, self.exposure_anchor)
         if self.network is not None:
-            out = lift_shadows(out, rgb, self.shadows)
+            out = lift_shadows(out, rgb, self.shadows, floor=0.0 if self.keep_black else FLOOR)
         return apply_strength(rgb, out, strength)
 
     # ----------------------------------------------------------------- network
