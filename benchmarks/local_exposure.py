@@ -63,16 +63,17 @@ def _methods(args, tmp: Path) -> dict:
     return methods
 
 
-def shipped_without_lift():
-    """The shipped pair with the shadow lift off, as a function that runs each photo through the
-    network once and keeps the output for every ablation row after it (2 threads, denormals flushed)."""
+def shipped_without_lift(**settings):
+    """The shipped pair with the shadow lift off (and any other Enhancer ``settings``), as a
+    function that runs each photo through the network once and keeps the output for every
+    ablation row after it (2 threads, denormals flushed)."""
     import torch
 
     from lowlight.inference.enhancer import Enhancer
 
     torch.set_flush_denormal(True)
     torch.set_num_threads(2)
-    enhancer = Enhancer.pretrained(device="cpu", shadows=0.0)
+    enhancer = Enhancer.pretrained(device="cpu", shadows=0.0, **settings)
     cache: dict = {}
 
     def no_lift(x: np.ndarray) -> np.ndarray:

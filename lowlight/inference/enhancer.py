@@ -15,7 +15,9 @@ tiling and device handling live here once:
    at a time);
 4. the exposure anchor (the checkpoint's ``train.exposure_anchor``,
    :mod:`lowlight.inference.exposure`) pulls the result's overall brightness towards
-   the mapped image's, one gain for the whole photo;
+   the mapped image's, one gain for the whole photo; the exposure restraint
+   (:mod:`lowlight.inference.restraint`) then holds back the brightening of a photo that
+   was already normally exposed;
 5. the shadow lift (:mod:`lowlight.inference.shadows`) raises the dark regions of a dark
    photo with a smooth, edge-aware gain, highlights held, then raises what is still pitch
    black to a deep-shadow floor (``keep_black`` leaves it black); ``shadows`` None (auto)
@@ -41,6 +43,7 @@ from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError
                                          check_strength, checkpoint_anchor, default_weights, resolve_device,
                                          resolve_weights)
 from lowlight.inference.network_input import stack_inputs
+from lowlight.inference.restraint import restrain_exposure
 from lowlight.inference.shadows import FLOOR, lift_shadows
 from lowlight.inference.tiles import (OVERLAP, TILE, TILE_PIXELS, apply_strength, blend_window, even_tile,
                                       padded_pixels, tile_starts, to_uint8)
@@ -66,6 +69,7 @@ class Enhancer:
     exposure_anchor: float = 0.0  # train.exposure_anchor of the checkpoint (lowlight.inference.exposure)
     shadows: float | None = None  # the shadow lift's amount: None = auto (lowlight.inference.shadows), 0 = off
     keep_black: bool = False  # no black floor after the lift's gain: pitch-black regions stay black
+    restrain: bool = True  # the exposure restraint (lowlight.inference.restraint); off for its ablation
     progress: Callable[[int, int], None] | None = field(default=None, compare=False)  # (done, total) tiles
 
     def __post_init__(self):
@@ -137,6 +141,8 @@ class Enhancer:
         if self.network is not None and self.exposure_anchor > 0:
             out = anchor_exposure(out, mapped, self.exposure_anchor)
         if self.network is not None:
+            if self.restrain:
+                out = restrain_exposure(out, rgb)
             out = lift_shadows(out, rgb, self.shadows, floor=0.0 if self.keep_black else FLOOR)
         return apply_strength(rgb, out, strength)
 

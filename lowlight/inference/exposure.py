@@ -22,12 +22,12 @@ import numpy as np
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
 
-__all__ = ["exposure_gain", "anchor_exposure"]
+__all__ = ["exposure_gain", "anchor_exposure", "grey_mean_u8", "scale_levels"]
 
 MAX_GAIN = 4.0  # a near-black network output is not scaled up without bound
 
 
-def _grey_mean(rgb: np.ndarray) -> float:
+def grey_mean_u8(rgb: np.ndarray) -> float:
     # the evaluator's grey mean (BT.601, what GT-mean scales by) from Pillow's per-channel
     # histograms (C, on the interleaved pixels, exact counts): ten times faster than a NumPy
     # sum over a float64 cast, and no full-size copy
@@ -39,10 +39,10 @@ def exposure_gain(out: np.ndarray, mapped: np.ndarray, alpha: float) -> float:
     """The factor ``(grey(mapped) / grey(out)) ** alpha``, at most :data:`MAX_GAIN` (1 for a black output)."""
     if alpha == 0.0:
         return 1.0
-    g_out = _grey_mean(out)
+    g_out = grey_mean_u8(out)
     if g_out <= 0.0:
         return 1.0
-    return float(min((_grey_mean(mapped) / g_out) ** alpha, MAX_GAIN))
+    return float(min((grey_mean_u8(mapped) / g_out) ** alpha, MAX_GAIN))
 
 
 def anchor_exposure(out: np.ndarray, mapped: np.ndarray, alpha: float) -> np.ndarray:
@@ -56,6 +56,11 @@ def anchor_exposure(out: np.ndarray, mapped: np.ndarray, alpha: float) -> np.nda
     gain = exposure_gain(out, mapped, alpha)
     if gain == 1.0:
         return out
+    return scale_levels(out, gain)
+
+
+def scale_levels(out: np.ndarray, gain: float) -> np.ndarray:
+    """``out`` (uint8) times ``gain``, rounded half to even and clipped; a new array."""
     # one 256-entry table: every level v becomes round(v * gain) (float32, half to even), clipped
     lut = np.clip(np.rint(np.arange(256, dtype=np.float32) * np.float32(gain)), 0, 255).astype(np.uint8)
     result = np.empty_like(out)

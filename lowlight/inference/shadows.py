@@ -43,7 +43,7 @@ from PIL import Image
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
 
-__all__ = ["TARGET", "MAX_GAIN", "CAP", "GATE", "SHADOWS_MAX", "auto_amount", "illumination_coefficients", "lift_shadows"]
+__all__ = ["TARGET", "MAX_GAIN", "CAP", "GATE", "SHADOWS_MAX", "FLOOR", "auto_amount", "crushed_fraction", "illumination_coefficients", "lift_shadows"]
 
 TARGET = 0.15  # a dark region's light (luma, of 1) is raised towards this
 MAX_GAIN = 4.0  # at most two stops
@@ -64,10 +64,15 @@ def _luma_u8(rgb: np.ndarray) -> Image.Image:
     return pil_view(rgb).convert("L")  # BT.601, in C
 
 
+def crushed_fraction(low: np.ndarray) -> float:
+    """The share of ``low``'s pixels (uint8 H x W x 3) at 8-bit luma :data:`CRUSHED_LEVEL` or under."""
+    counts = np.asarray(_luma_u8(low).histogram(), dtype=np.float64)
+    return float(counts[:CRUSHED_LEVEL + 1].sum() / max(1.0, counts.sum()))
+
+
 def auto_amount(low: np.ndarray) -> float:
     """The lift's amount for ``low`` (the input, uint8 H x W x 3): 0 to 1 with its crushed share."""
-    counts = np.asarray(_luma_u8(low).histogram(), dtype=np.float64)
-    crushed = counts[:CRUSHED_LEVEL + 1].sum() / max(1.0, counts.sum())
+    crushed = crushed_fraction(low)
     lo, hi = GATE
     return float(np.clip((crushed - lo) / (hi - lo), 0.0, 1.0))
 

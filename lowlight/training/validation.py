@@ -1,8 +1,9 @@
 """Validation of a training run: whole ``val`` images scored as the enhancer will output them.
 
 :func:`validate` runs the evaluated weights (the EMA when on) on every validation image,
-rounds to uint8, applies the exposure anchor (:mod:`lowlight.inference.exposure`) and the
-auto shadow lift (:mod:`lowlight.inference.shadows`), and scores with the evaluate stage's
+rounds to uint8, applies the exposure anchor (:mod:`lowlight.inference.exposure`), the
+exposure restraint (:mod:`lowlight.inference.restraint`) and the auto shadow lift
+(:mod:`lowlight.inference.shadows`), and scores with the evaluate stage's
 own metrics, so a checkpoint's epoch is picked on ``lowlight enhance``'s pixels.
 :func:`start_as_best` makes a fine-tune's starting weights epoch 0.
 """
@@ -13,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from lowlight.inference.exposure import anchor_exposure
+from lowlight.inference.restraint import restrain_exposure
 from lowlight.inference.shadows import lift_shadows
 from lowlight.models.checkpoint import save_checkpoint
 from lowlight.models.devices import autocast
@@ -26,7 +28,7 @@ __all__ = ["validate", "start_as_best", "val_output"]
 
 def val_output(model, data, i: int, device: torch.device, amp=None, exposure_anchor: float = 0.0):
     """Validation image ``i`` through ``model``: the float output (1 x 3 x H x W) and the uint8
-    picture after the exposure anchor and the auto shadow lift, the pixels ``lowlight enhance``
+    picture after the exposure anchor, the restraint and the auto shadow lift, the pixels ``lowlight enhance``
     gives. The one place that makes them: validation scores them, the sample plot shows them,
     the ablation harness rescores them."""
     x = to_device(to_tensor(data.inputs[i])[None], device)
@@ -35,7 +37,7 @@ def val_output(model, data, i: int, device: torch.device, amp=None, exposure_anc
     pred8 = to_uint8(pred)
     if exposure_anchor > 0:
         pred8 = anchor_exposure(pred8, data.mapped[i], exposure_anchor)
-    return pred, lift_shadows(pred8, data.lows[i])
+    return pred, lift_shadows(restrain_exposure(pred8, data.lows[i]), data.lows[i])
 
 
 @torch.inference_mode()

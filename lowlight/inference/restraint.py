@@ -1,0 +1,57 @@
+"""Exposure restraint: a photo that is already normally exposed is not brightened overall.
+
+The quantile booster learned its exposure from LOL, where even a "low" shot at mean luma
+0.25 has a reference about a stop brighter. So it brightens every photo of that level, and
+a clean, normally exposed photo comes back 0.1-0.3 stops brighter than it was. That is what
+held the well-lit photos back (three of 29 under 25 dB against themselves, all three above
+26 dB once their mean level is restored; docs/results.md, "Local exposure").
+
+This step, after the exposure anchor and before the shadow lift, scales the output back
+towards the input's grey mean, one gain for the whole photo (tiles alike), by the weight
+
+    w = ramp(input grey mean: 0 at MEAN[0], 1 at MEAN[1]) * ramp(crushed share: 0 at CRUSHED[0], 1 at CRUSHED[1])
+
+so the output's grey mean becomes ``mean_in ** w * mean_out ** (1 - w)``. It only ever holds
+brightening back (a gain under 1), never darkens a photo below its input and never brightens
+one. A dark photo (mean under 0.2) or one with many crushed pixels (20 % or more, where the
+shadow lift's gate starts) is left to the booster. The two ramps were chosen on LOL ``val``
+and training-side photos, never on the held-out ones
+(``python benchmarks/exposure_restraint_ablation.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lowlight.inference.exposure import grey_mean_u8, scale_levels
+from lowlight.inference.shadows import crushed_fraction
+
+__all__ = ["MEAN", "CRUSHED", "restraint_weight", "restrain_exposure"]
+
+MEAN = (0.2, 0.3)  # the input's grey mean (of 1) at which the restraint starts, and is full
+CRUSHED = (0.2, 0.1)  # the input's crushed share at which it starts (none from 0.2 up), and is full
+
+
+def _ramp(x: float, start: float, full: float) -> float:
+    return float(np.clip((x - start) / (full - start), 0.0, 1.0))
+
+
+def restraint_weight(low: np.ndarray, mean: tuple[float, float] = MEAN,
+                     crushed: tuple[float, float] = CRUSHED) -> float:
+    """0 (the booster's exposure kept) to 1 (the input's grey mean kept) for input ``low`` (uint8)."""
+    w = _ramp(grey_mean_u8(low) / 255.0, *mean)
+    return w * _ramp(crushed_fraction(low), *crushed) if w > 0 else 0.0
+
+
+def restrain_exposure(out: np.ndarray, low: np.ndarray, mean: tuple[float, float] = MEAN,
+                      crushed: tuple[float, float] = CRUSHED) -> np.ndarray:
+    """``out`` (uint8, the enhanced photo) with its brightening over ``low`` held back by
+    :func:`restraint_weight`; ``out`` itself when there is nothing to hold back (not modified)."""
+    w = restraint_weight(low, mean, crushed)
+    if w == 0.0:
+        return out
+    m_out = grey_mean_u8(out)
+    if m_out <= 0.0:
+        return out
+    gain = (grey_mean_u8(low) / m_out) ** w
+    return scale_levels(out, gain) if gain < 1.0 else out
