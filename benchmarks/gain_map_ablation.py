@@ -180,7 +180,8 @@ def apply_gain_map(net, low: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lol-prepared", type=Path, required=True, help="a prepared LOL folder: train pairs, and val for (d)")
+    ap.add_argument("--lol-prepared", type=Path, required=True,
+                    help="a prepared LOL folder: train pairs, and val for (d)")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--lol-highs", type=int, default=250, help="LOL train references darkened with uneven light")
     ap.add_argument("--lol-pairs", type=int, default=120, help="LOL train real pairs")

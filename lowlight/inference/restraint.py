@@ -1,10 +1,9 @@
 """Exposure restraint: a photo that is already normally exposed is not brightened overall.
 
-The quantile booster learned its exposure from LOL, where even a "low" shot at mean luma
-0.25 has a reference about a stop brighter. So it brightens every photo of that level, and
-a clean, normally exposed photo comes back 0.1-0.3 stops brighter than it was. That is what
-held the well-lit photos back (three of 29 under 25 dB against themselves, all three above
-26 dB once their mean level is restored; docs/results.md, "Local exposure").
+The quantile booster learned its exposure from LOL, where even a "low" shot at a middling
+mean luma has a brighter reference. So it brightens every photo of that level, and a clean,
+normally exposed photo comes back a little brighter than it was: that, not lost detail, is
+what held the well-lit photos back (docs/results.md, "The exposure restraint").
 
 This step, after the exposure anchor and before the shadow lift, scales the output back
 towards the input's grey mean, one gain for the whole photo (tiles alike), by the weight

@@ -43,7 +43,8 @@ from PIL import Image
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
 
-__all__ = ["TARGET", "MAX_GAIN", "CAP", "GATE", "SHADOWS_MAX", "FLOOR", "auto_amount", "crushed_fraction", "illumination_coefficients", "lift_shadows"]
+__all__ = ["TARGET", "MAX_GAIN", "CAP", "GATE", "SHADOWS_MAX", "FLOOR", "auto_amount", "crushed_fraction",
+           "illumination_coefficients", "lift_shadows"]
 
 TARGET = 0.15  # a dark region's light (luma, of 1) is raised towards this
 MAX_GAIN = 4.0  # at most two stops
