@@ -4,8 +4,9 @@ Every row is the shipped pair's output (each photo through the network once) fol
 restraint with the given ramps and then the shipped shadow lift:
 
 * ``off``: no restraint (the exposure anchor's, i.e. the booster's, overall level);
-* ``mean a-b, crushed c-d``: the weight rises from 0 at input grey mean ``a`` to 1 at ``b``,
-  times one that rises from 0 at crushed share ``c`` to 1 at ``d``.
+* ``mean a-b, crushed c-d[, noise e-f]``: the weight rises from 0 at input grey mean ``a``
+  to 1 at ``b``, times one that rises from 0 at crushed share ``c`` to 1 at ``d`` [times one
+  that rises from 0 at flat-patch noise ``e`` to 1 at ``f`` levels].
 
 The ramps are chosen on the selection sets, never on the held-out photos:
 
@@ -15,8 +16,11 @@ The ramps are chosen on the selection sets, never on the held-out photos:
   evenly by ``data.degrade`` (seed 1);
 * **LOL train** (``--lol-pairs`` real pairs) and **LOL val**.
 
-The rule: the largest LOL ``val`` PSNR among the ramps that lose at most 0.1 dB on the
-train-side uneven photos. Then (a) real dark photos, (b) uneven light and (c) well-lit
+The rule: first the mean and crushed ramps, without noise: the largest LOL ``val`` PSNR
+among those that lose at most 0.1 dB on the train-side uneven photos. Then the noise ramp
+for them: the one that loses nothing on the train-side darkened photos (uneven and even,
+both carrying the degradation's sensor noise) and keeps the most of the train-side
+well-lit gain. Then (a) real dark photos, (b) uneven light and (c) well-lit
 photos (local_exposure.py's held-out measures) are printed for ``off`` and the shipped ramps.
 
     python benchmarks/exposure_restraint_ablation.py --lol-prepared DIR
@@ -36,8 +40,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_exposure as measures  # noqa: E402  (the four measures, as that script prints them)
 
-RAMPS = [((0.2, 0.3), (0.2, 0.1)), ((0.2, 0.3), (0.15, 0.05)), ((0.18, 0.28), (0.15, 0.05)),
-         ((0.22, 0.32), (0.15, 0.05)), ((0.2, 0.25), (0.15, 0.05))]
+RAMPS = [((0.2, 0.3), (0.2, 0.1), None), ((0.2, 0.3), (0.15, 0.05), None), ((0.18, 0.28), (0.15, 0.05), None),
+         ((0.22, 0.32), (0.15, 0.05), None), ((0.2, 0.25), (0.15, 0.05), None),
+         ((0.2, 0.3), (0.2, 0.1), (1.5, 1.0)), ((0.2, 0.3), (0.2, 0.1), (2.0, 1.5)), ((0.2, 0.3), (0.2, 0.1), (1.2, 0.8))]
+
+
+def _name(mean, crushed, noise) -> str:
+    return f"mean {mean[0]}-{mean[1]}, crushed {crushed[0]}-{crushed[1]}" + (
+        f", noise {noise[0]}-{noise[1]}" if noise else "")
 
 
 def selection_sets(args) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
@@ -72,25 +82,25 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from lowlight.evaluation.scores import psnr
-    from lowlight.inference.restraint import CRUSHED, MEAN, restrain_exposure
+    from lowlight.inference.restraint import CRUSHED, MEAN, NOISE, restrain_exposure
     from lowlight.inference.shadows import lift_shadows
 
     raw = measures.shipped_without_lift(restrain=False)
     methods = {"off": lambda x: lift_shadows(raw(x), x)}
-    for mean, crushed in RAMPS:
-        name = f"mean {mean[0]}-{mean[1]}, crushed {crushed[0]}-{crushed[1]}"
-        methods[name] = (lambda m, c: lambda x: lift_shadows(restrain_exposure(raw(x), x, m, c), x))(mean, crushed)
+    for mean, crushed, noise in RAMPS:
+        methods[_name(mean, crushed, noise)] = (lambda m, c, n: lambda x: lift_shadows(
+            restrain_exposure(raw(x), x, m, c, n), x))(mean, crushed, noise)
     sets = selection_sets(args)
     print(f"selection sets (mean PSNR; well-lit: and how many under 25 dB): "
           + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
-    print(f"{'ramps':<34}" + "".join(f"{k:>22}" for k in sets))
+    print(f"{'ramps':<48}" + "".join(f"{k:>22}" for k in sets))
     for name, fn in methods.items():
         cells = []
         for key, pairs in sets.items():
             s = np.array([psnr(fn(x), ref) for x, ref in pairs])
             cells.append(f"{s.mean():.3f}" + (f" ({int((s < 25).sum())})" if "well-lit" in key else ""))
-        print(f"{name:<34}" + "".join(f"{c:>22}" for c in cells), flush=True)
-    shipped = f"mean {MEAN[0]}-{MEAN[1]}, crushed {CRUSHED[0]}-{CRUSHED[1]}"
+        print(f"{name:<48}" + "".join(f"{c:>22}" for c in cells), flush=True)
+    shipped = _name(MEAN, CRUSHED, NOISE)
     print(f"\nshipped: {shipped}")
     measures.heldout_measures({k: methods[k] for k in ("off", shipped)}, args.dark, args.clean, args.holdout,
                               args.params)

@@ -1,5 +1,6 @@
 """The exposure restraint (lowlight/inference/restraint.py): a normally exposed photo is not
-brightened overall; dark photos and photos with many crushed pixels are left to the booster;
+brightened overall; dark photos, photos with many crushed pixels and noisy (pushed) photos are
+left to the booster;
 it never brightens and never darkens below the input."""
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ import numpy as np
 import pytest
 
 from lowlight.inference.exposure import grey_mean_u8
-from lowlight.inference.restraint import CRUSHED, MEAN, restrain_exposure, restraint_weight
+from lowlight.inference.restraint import CRUSHED, MEAN, NOISE, restrain_exposure, restraint_weight
 
 
-def _flat(level: int, crushed: float = 0.0, shape=(40, 50)) -> np.ndarray:
-    """A textured photo around ``level`` with a share ``crushed`` of its rows at level 3."""
+def _flat(level: int, crushed: float = 0.0, shape=(40, 50), noise: float = 0.0) -> np.ndarray:
+    """A clean photo around ``level`` (smooth shading, sensor noise of std ``noise``) with a
+    share ``crushed`` of its rows at level 3."""
     rng = np.random.default_rng(level)
-    img = np.clip(level + rng.normal(0, 6, (*shape, 3)), 20, 255).astype(np.uint8)
+    shading = np.linspace(-15, 15, shape[1])[None, :, None]
+    img = np.clip(np.rint(level + shading + rng.normal(0, noise, (*shape, 3))), 20, 255).astype(np.uint8)
     img[: round(crushed * shape[0])] = 3
     return img
 
@@ -40,6 +43,16 @@ def test_dark_or_crushed_photos_are_left_to_the_booster():
     crushed = _flat(140, crushed=0.25)  # bright, but a quarter of it crushed: the lift's territory
     out = _brighter(crushed, 0.5)
     assert restraint_weight(crushed) == 0.0 and restrain_exposure(out, crushed) is out
+
+
+def test_a_noisy_photo_was_pushed_and_is_left_to_the_booster():
+    """Sensor noise in the flat regions marks a photo shot in little light: as bright and as
+    uncrushed as a clean one, it is not held back."""
+    clean, noisy = _flat(110), _flat(110, noise=3 * NOISE[0])
+    assert restraint_weight(clean) == 1.0 and restraint_weight(noisy) == 0.0
+    assert restraint_weight(noisy, noise=None) == 1.0  # without the noise ramp it would be
+    out = _brighter(noisy, 0.3)
+    assert restrain_exposure(out, noisy) is out
 
 
 def test_it_never_brightens():
