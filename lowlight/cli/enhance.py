@@ -36,7 +36,7 @@ import numpy as np
 
 from lowlight.cli.helptext import plain
 from lowlight.errors import UserError
-from lowlight.imageio import MAX_PIXELS, ImageError
+from lowlight.imageio import MAX_PIXELS
 from lowlight.cli.output_plan import Job, plan_outputs
 from lowlight.inference.tiles import TILE_PIXELS
 
