@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 from lowlight.atomic import atomic_path
 from lowlight.colour import profile_fits, to_rgb
 from lowlight.errors import UserError
-from lowlight.metadata import (EXIF_ERRORS, ORIENTATION, marked_exif, marked_pnginfo, photo_metadata,
+from lowlight.metadata import (EXIF_ERRORS, marked_exif, marked_pnginfo, photo_metadata,
                                quiet_exif_parse)
 
 __all__ = ["photo_metadata", "save_photo", "open_image_bytes", "ImageError", "IMAGE_EXTENSIONS", "READ_EXTENSIONS",
