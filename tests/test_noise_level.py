@@ -10,7 +10,6 @@ import lowlight.inference.noise_level as noise_level
 from lowlight.inference.noise_level import flat_noise_level
 
 
-
 def _grey_noise(sigma: float, shape=(240, 320), level=120.0, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y = level + rng.normal(0, sigma, shape)

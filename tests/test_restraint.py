@@ -1,7 +1,6 @@
 """The exposure restraint (lowlight/inference/restraint.py): a normally exposed photo is not
 brightened overall; dark photos, photos with many crushed pixels and noisy (pushed) photos are
-left to the booster;
-it never brightens and never darkens below the input."""
+left to the booster; it never brightens and never darkens below the input."""
 
 from __future__ import annotations
 

@@ -46,7 +46,11 @@ def restraint_weight(low: np.ndarray, mean: tuple[float, float] = MEAN, crushed:
                      noise: tuple[float, float] | None = NOISE) -> float:
     """0 (the booster's exposure kept) to 1 (the input's grey mean kept) for input ``low`` (uint8);
     ``noise`` None leaves the noise out (for the ablation)."""
-    w = _ramp(grey_mean_u8(low) / 255.0, *mean)
+    return _weight(low, grey_mean_u8(low), mean, crushed, noise)
+
+
+def _weight(low: np.ndarray, grey: float, mean, crushed, noise) -> float:
+    w = _ramp(grey / 255.0, *mean)
     if w > 0:
         w *= _ramp(crushed_fraction(low), *crushed)
     if w > 0 and noise is not None:
@@ -58,11 +62,12 @@ def restrain_exposure(out: np.ndarray, low: np.ndarray, mean: tuple[float, float
                       crushed: tuple[float, float] = CRUSHED, noise: tuple[float, float] | None = NOISE) -> np.ndarray:
     """``out`` (uint8, the enhanced photo) with its brightening over ``low`` held back by
     :func:`restraint_weight`; ``out`` itself when there is nothing to hold back (not modified)."""
-    w = restraint_weight(low, mean, crushed, noise)
+    m_in = grey_mean_u8(low)
+    w = _weight(low, m_in, mean, crushed, noise)
     if w == 0.0:
         return out
     m_out = grey_mean_u8(out)
     if m_out <= 0.0:
         return out
-    gain = (grey_mean_u8(low) / m_out) ** w
+    gain = (m_in / m_out) ** w
     return scale_levels(out, gain) if gain < 1.0 else out

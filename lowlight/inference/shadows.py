@@ -142,7 +142,8 @@ def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, 
         band = out[y0:y1]
         o = band.astype(np.float32)
         am, bm = _upsample((a, b), h, w, y0, y1)
-        light = np.maximum(am * (o @ weights) + bm, target / MAX_GAIN)
+        luma = o @ weights
+        light = np.maximum(am * luma + bm, target / MAX_GAIN)
         gain = np.clip((target / light) ** np.float32(amount), 1.0, MAX_GAIN)
         # no channel past CAP: a bright pixel inside a dark region is raised less, or not at all
         # (the brightest channel from the uint8 pixels: a float max over the last axis is 10x slower)
@@ -151,10 +152,11 @@ def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, 
         o *= gain[..., None]
         if floor > 0:
             # the black floor: pixels still nearly black after the gain (no signal to multiply)
-            # are raised by an even amount, faded out as their own lifted luma reaches FADE
-            lifted = o @ weights
+            # are raised by an even amount, faded out as their own lifted luma reaches FADE (the
+            # gain is one factor per pixel, so the lifted luma is the luma times the gain)
+            luma *= gain
             o += (np.float32(255.0 * floor * min(amount, 1.0))
-                  * np.clip(1.0 - lifted / np.float32(FADE), 0.0, 1.0))[..., None]
+                  * np.clip(1.0 - luma / np.float32(FADE), 0.0, 1.0))[..., None]
         np.rint(o, out=o)
         np.clip(o, 0, 255, out=o)
         result[y0:y1] = o
