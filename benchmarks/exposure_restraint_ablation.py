@@ -91,7 +91,7 @@ def main(argv=None) -> None:
         methods[_name(mean, crushed, noise)] = (lambda m, c, n: lambda x: lift_shadows(
             restrain_exposure(raw(x), x, m, c, n), x))(mean, crushed, noise)
     sets = selection_sets(args)
-    print(f"selection sets (mean PSNR; well-lit: and how many under 25 dB): "
+    print("selection sets (mean PSNR; well-lit: and how many under 25 dB): "
           + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
     print(f"{'ramps':<48}" + "".join(f"{k:>22}" for k in sets))
     for name, fn in methods.items():

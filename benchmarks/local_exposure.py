@@ -4,7 +4,9 @@
     luma < 0.25 the share of crushed pixels (luma < 0.05), per group of photos (the
     file-name prefix: DICM, NPE) and on average; on every photo the share of newly blown
     pixels (luma > 0.98 beyond the input's); LOE against the input
-    (:mod:`lowlight.evaluation.exposure_measures`);
+    (:mod:`lowlight.evaluation.exposure_measures`); then the same photos bracketed one stop under
+    and over (``BRACKETS``: the exposure scaled in linear light), 20 more real dark scenes whose
+    crushed shares fall between the gate's ends;
 (b) an uneven-light held-out paired set: the clean photos the prepare stage holds out
     (``data.extra_clean_holdout``, never trained on) darkened by the training pairs'
     low-light model with uneven light on every draw (``data.degrade`` of params.yaml with
@@ -92,29 +94,46 @@ def _read(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def real_dark(methods: dict, folder: Path) -> None:
+BRACKETS = (0.5, 2.0)  # exposure factors in linear light for (a)'s brackets: one stop under and over
+
+
+def bracket(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """``rgb`` (uint8 sRGB) as if shot at ``factor`` times the exposure: scaled in linear light, clipped."""
+    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
+
+    return np.rint(linear_to_srgb(np.clip(srgb_to_linear(rgb / 255.0) * factor, 0.0, 1.0)) * 255.0).astype(np.uint8)
+
+
+def real_dark(methods: dict, folder: Path, brackets: tuple[float, ...] = BRACKETS) -> None:
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    images = [(p.stem, _read(p)) for p in photos]
+    _dark_table(methods, images, f"\n(a) real dark photos: {folder} ({len(photos)})")
+    if brackets:
+        images = [(f"{stem} x{f:g}", bracket(rgb, f)) for f in brackets for stem, rgb in images]
+        _dark_table(methods, images, f"\n(a) the same photos bracketed (exposure x {', x '.join(f'{f:g}' for f in brackets)} "
+                                     f"in linear light; {len(images)} more real dark photos)")
+
+
+def _dark_table(methods: dict, images: list[tuple[str, np.ndarray]], title: str) -> None:
     from lowlight.evaluation.exposure_measures import (DARK_MEAN, crushed_share, loe, luma01, newly_blown,
                                                        signal_pixels)
 
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
-    print(f"\n(a) real dark photos: {folder} ({len(photos)}); 'of signal': crushed among the pixels whose input "
-          "carries a signal (max RGB >= 3 of 255)")
+    print(f"{title}; 'of signal': crushed among the pixels whose input carries a signal (max RGB >= 3 of 255)")
     print(f"{'method':<22} {'crushed %':>9} {'worst group':>16} {'of signal %':>11} {'newly blown %':>13} {'LOE':>6}")
-    images = [(p, _read(p)) for p in photos]
     for name, fn in methods.items():
         groups: dict[str, list[float]] = {}
         crushed, signal, blown, order = [], [], [], []
-        for p, rgb in images:
+        for stem, rgb in images:
             out = fn(rgb)
             if luma01(rgb).mean() < DARK_MEAN:
                 crushed.append(crushed_share(out))
                 signal.append(crushed_share(out, signal_pixels(rgb)))
-                groups.setdefault(p.stem.split("_")[0], []).append(crushed[-1])
+                groups.setdefault(stem.split("_")[0], []).append(crushed[-1])
             blown.append(newly_blown(rgb, out))
             order.append(loe(rgb, out))
-        worst = max(groups.items(), key=lambda kv: np.mean(kv[1]))
-        print(f"{name:<22} {100 * np.mean(crushed):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
-              f"{100 * np.mean(signal):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
+        worst = max(groups.items(), key=lambda kv: np.mean(kv[1])) if groups else ("-", [0.0])
+        print(f"{name:<22} {100 * np.mean(crushed or [0.0]):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
+              f"{100 * np.mean(signal or [0.0]):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
 
 
 def _heldout(folder: Path, n: int) -> list[Path]:

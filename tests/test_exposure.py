@@ -12,7 +12,7 @@ import torch
 from lowlight.config import ConfigError, TrainConfig
 from lowlight.evaluation.scores import grey_mean
 from lowlight.inference.enhancer import EnhanceError, Enhancer
-from lowlight.inference.exposure import MAX_GAIN, anchor_exposure, exposure_gain
+from lowlight.inference.exposure import KNEE, MAX_GAIN, anchor_exposure, exposure_gain, shoulder_table
 from lowlight.models import build_model
 from lowlight.models.checkpoint import save_checkpoint
 
@@ -57,10 +57,35 @@ def test_large_image_in_bands():
     rng = np.random.default_rng(0)
     out = rng.integers(0, 200, (3000, 500, 3), dtype=np.uint8)  # more rows than one band
     mapped = np.full_like(out, 150)
-    res = anchor_exposure(out, mapped, 1.0)
     gain = exposure_gain(out, mapped, 1.0)
-    expect = np.clip(np.rint(out.astype(np.float32) * np.float32(gain)), 0, 255).astype(np.uint8)
-    assert np.array_equal(res, expect)
+    assert gain > 1.2
+    plain = np.clip(np.rint(out.astype(np.float32) * np.float32(gain)), 0, 255).astype(np.uint8)
+    assert np.array_equal(anchor_exposure(out, mapped, 1.0, knee=None), plain)
+    assert np.array_equal(anchor_exposure(out, mapped, 1.0), shoulder_table(gain)[out])
+
+
+@pytest.mark.parametrize("gain", [1.02, 1.25, 1.6, 2.5, MAX_GAIN])
+def test_shoulder_rolls_off_without_clipping(gain):
+    table = shoulder_table(gain).astype(int)
+    plain = shoulder_table(gain, knee=None).astype(int)
+    assert np.all(np.diff(table) >= 0) and table[0] == 0 and table[255] == 255  # the order of tones; white stays white
+    below = np.arange(256) * gain <= KNEE * 255 - 1
+    assert np.array_equal(table[below], plain[below])  # exact up to the knee
+    assert np.all(table <= plain)  # it only ever holds a tone back
+    clipped = plain == 255
+    # a plain scale merges every level past 255 / gain into white; the shoulder keeps them apart
+    assert len(np.unique(table[clipped])) >= min(clipped.sum() - 1, 15)
+    # the slope is continuous at the knee: the first rolled-off step is no steeper than the line's
+    k = int(np.argmax(~below))
+    assert table[k + 1] - table[k] <= int(np.ceil(gain)) + 1
+
+
+def test_shoulder_holds_a_bright_sky_a_plain_gain_clips():
+    sky = np.full((4, 4, 3), int(0.85 * 255), np.uint8)  # a light sky at 0.85, gain 1.25 from the anchor
+    assert shoulder_table(1.25, knee=None)[sky].min() == 255  # scaled and clipped: blown
+    assert shoulder_table(1.25)[sky].max() < 0.98 * 255  # on the shoulder: still a sky
+    assert np.array_equal(shoulder_table(0.8), shoulder_table(0.8, knee=None))  # darkening is a plain scale
+    assert np.array_equal(shoulder_table(1.0), np.arange(256))
 
 
 def test_config_needs_the_mapped_image():

@@ -15,7 +15,8 @@ tiling and device handling live here once:
    at a time);
 4. the exposure anchor (the checkpoint's ``train.exposure_anchor``,
    :mod:`lowlight.inference.exposure`) pulls the result's overall brightness towards
-   the mapped image's, one gain for the whole photo; the exposure restraint
+   the mapped image's, one gain for the whole photo, rolled off near white so it clips
+   nothing the photo did not; the exposure restraint
    (:mod:`lowlight.inference.restraint`) then holds back the brightening of a photo that
    was already normally exposed;
 5. the shadow lift (:mod:`lowlight.inference.shadows`) raises the dark regions of a dark
@@ -38,7 +39,7 @@ import numpy as np
 from lowlight.config import HistmapConfig, from_dict
 from lowlight.imageio import MAX_PIXELS, too_large
 from lowlight.inference import shipped
-from lowlight.inference.exposure import anchor_exposure
+from lowlight.inference.exposure import KNEE, anchor_exposure
 from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_shadows,
                                          check_strength, checkpoint_anchor, default_weights, resolve_device,
                                          resolve_weights)
@@ -70,6 +71,7 @@ class Enhancer:
     shadows: float | None = None  # the shadow lift's amount: None = auto (lowlight.inference.shadows), 0 = off
     keep_black: bool = False  # no black floor after the lift's gain: pitch-black regions stay black
     restrain: bool = True  # the exposure restraint (lowlight.inference.restraint); off for its ablation
+    highlight_knee: float | None = KNEE  # the anchor's highlight shoulder (lowlight.inference.exposure); None clips
     progress: Callable[[int, int], None] | None = field(default=None, compare=False)  # (done, total) tiles
 
     def __post_init__(self):
@@ -139,7 +141,7 @@ class Enhancer:
         else:
             out = self._run_tiled(rgb, mapped)
         if self.network is not None and self.exposure_anchor > 0:
-            out = anchor_exposure(out, mapped, self.exposure_anchor)
+            out = anchor_exposure(out, mapped, self.exposure_anchor, self.highlight_knee)
         if self.network is not None:
             if self.restrain:
                 out = restrain_exposure(out, rgb)

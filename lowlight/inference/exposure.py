@@ -14,6 +14,12 @@ network's output back towards the mapped image's grey mean::
 gain for the whole photo (also when the network runs in tiles), so local contrast and
 colour are the network's. Training's validation applies it to the same uint8 pixels, so
 checkpoints are picked on what the enhancer will output.
+
+A gain above 1 rolls off near white (:func:`shoulder_table`), as a film or a raw
+converter's highlight shoulder does: tones up to :data:`KNEE` of full scale are scaled
+exactly and the brighter ones are compressed into what is left, so white stays white, and a
+bright sky or window the photo did not clip is not clipped by the gain (docs/results.md,
+"The highlight shoulder"; ``python benchmarks/highlight_knee_ablation.py``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ import numpy as np
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
 
-__all__ = ["exposure_gain", "anchor_exposure", "grey_mean_u8", "scale_levels"]
+__all__ = ["KNEE", "exposure_gain", "anchor_exposure", "grey_mean_u8", "scale_levels", "shoulder_table"]
 
 MAX_GAIN = 4.0  # a near-black network output is not scaled up without bound
+KNEE = 0.8  # of full scale: a gain above 1 is exact up to here and rolls off above (chosen on LOL val and train-side photos)
 
 
 def grey_mean_u8(rgb: np.ndarray) -> float:
@@ -45,8 +52,9 @@ def exposure_gain(out: np.ndarray, mapped: np.ndarray, alpha: float) -> float:
     return float(min((grey_mean_u8(mapped) / g_out) ** alpha, MAX_GAIN))
 
 
-def anchor_exposure(out: np.ndarray, mapped: np.ndarray, alpha: float) -> np.ndarray:
-    """``out`` (uint8 H x W x 3) scaled by :func:`exposure_gain`, rounded half to even and clipped.
+def anchor_exposure(out: np.ndarray, mapped: np.ndarray, alpha: float, knee: float | None = KNEE) -> np.ndarray:
+    """``out`` (uint8 H x W x 3) scaled by :func:`exposure_gain` (:func:`scale_levels`, with the
+    highlight shoulder at ``knee``; None scales and clips).
 
     A lookup table applied a band of rows at a time, so nothing full-size but the result is
     allocated on large photos; ``out`` itself is not modified.
@@ -56,13 +64,31 @@ def anchor_exposure(out: np.ndarray, mapped: np.ndarray, alpha: float) -> np.nda
     gain = exposure_gain(out, mapped, alpha)
     if gain == 1.0:
         return out
-    return scale_levels(out, gain)
+    return scale_levels(out, gain, knee)
 
 
-def scale_levels(out: np.ndarray, gain: float) -> np.ndarray:
-    """``out`` (uint8) times ``gain``, rounded half to even and clipped; a new array."""
-    # one 256-entry table: every level v becomes round(v * gain) (float32, half to even), clipped
-    lut = np.clip(np.rint(np.arange(256, dtype=np.float32) * np.float32(gain)), 0, 255).astype(np.uint8)
+def shoulder_table(gain: float, knee: float | None = KNEE) -> np.ndarray:
+    """The 256 levels times ``gain`` (uint8, rounded half to even), with a highlight shoulder for a gain above 1.
+
+    With ``x = v / 255`` and ``y = gain * x``: up to ``knee`` the level is ``y``; above, with
+    ``u = (y - knee) / (gain - knee)`` and ``s = (gain - knee) / (1 - knee)``, it is
+    ``knee + (1 - knee) * (1 - (1 - u) ** s)``. That curve meets the line with the same slope
+    (``s`` is the slope ratio), is concave and increasing, and ends at white for white, so the
+    order of tones holds and no level but the top few reaches 255. ``knee`` None (or a gain
+    of 1 or less) is the plain scale, clipped.
+    """
+    y = np.arange(256, dtype=np.float32) * np.float32(gain)
+    if knee is not None and gain > 1.0:
+        x, k, g = np.arange(256, dtype=np.float64) / 255.0, float(knee), float(gain)
+        u = np.clip((g * x - k) / (g - k), 0.0, 1.0)
+        rolled = 255.0 * (k + (1.0 - k) * (1.0 - (1.0 - u) ** ((g - k) / (1.0 - k))))
+        y = np.where(g * x > k, rolled, y).astype(np.float32)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def scale_levels(out: np.ndarray, gain: float, knee: float | None = None) -> np.ndarray:
+    """``out`` (uint8) through :func:`shoulder_table` (``gain``, ``knee``); a new array."""
+    lut = shoulder_table(gain, knee)
     result = np.empty_like(out)
     rows = max(1, (1 << 20) // max(1, out.shape[1] * 3))  # np.take widens indices: a band at a time
     for y in range(0, out.shape[0], rows):

@@ -133,10 +133,11 @@ def load_split(data_root: str | Path, mapped_root: str | Path | None, split: str
 
 def at_mapped_exposure(data: SplitData) -> SplitData:
     """``data`` with each target scaled by ``grey(mapped) / grey(target)`` (rounded, clipped; at most
-    :data:`lowlight.inference.exposure.MAX_GAIN`), the gain the anchor gives at ``alpha = 1``."""
+    :data:`lowlight.inference.exposure.MAX_GAIN`), the gain the anchor gives at ``alpha = 1``, without its
+    highlight shoulder: the references' highlights are the truth the network learns."""
     if data.mapped is None:
         raise ValueError(f"{data.split}: target exposure 'mapped' needs the mapped images")
-    return dataclasses.replace(data, targets=[anchor_exposure(t, m, 1.0) for t, m in zip(data.targets, data.mapped)])
+    return dataclasses.replace(data, targets=[anchor_exposure(t, m, 1.0, knee=None) for t, m in zip(data.targets, data.mapped)])
 
 
 def check_crop(data: SplitData, crop_size: int) -> None:
