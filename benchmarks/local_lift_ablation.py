@@ -14,9 +14,17 @@ Rows, all on the shipped weights with the lift off, each photo through the netwo
   :data:`~lowlight.inference.shadows.TARGET` is the largest of these whose LOL ``val`` PSNR
   is within 0.05 dB of ``no lift``;
 * ``gain t 0.15, floor F``: the shipped gain followed by a black floor of ``F`` (the shipped
-  step at :data:`~lowlight.inference.shadows.FLOOR`).
+  step at :data:`~lowlight.inference.shadows.FLOOR`), its share scaling with the amount;
+* ``floor ramp R``: the shipped gain and floor, the floor's share ``min(1, R * amount)``
+  (1: as the gain; 100: a step at the gate's start). The shipped
+  :data:`~lowlight.inference.shadows.FLOOR_RAMP` is the steepest ramp short of a step (so a
+  photo a point further into the gate never gets much more) with which no selection set
+  of exposure_restraint_ablation.py loses more than 0.005 dB; with ``--lol-prepared`` those
+  sets are printed first for these rows (the floor's benefit is by construction: what it
+  fills is black, so only its cost is chosen on).
 
     python benchmarks/local_lift_ablation.py --lol-prepared DIR [--targets 0.15 0.175 0.2] [--floors 0.03 0.055 0.08]
+        [--floor-ramps 1 2 3 5 100]
 
 It prints local_exposure.py's four tables: (a) real dark photos, (b) uneven light, (c)
 well-lit photos and (d) LOL ``val`` (with ``--lol-prepared``).
@@ -34,6 +42,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_exposure as measures  # noqa: E402  (the four measures, as that script prints them)
 from lowlight.inference.shadows import FLOOR  # noqa: E402
+from exposure_restraint_ablation import selection_sets  # noqa: E402
 
 CELLS = 24  # the gamma prototype's map: cells on the photo's short side
 BLUR = 1.5  # its Gaussian blur, in cells
@@ -80,6 +89,9 @@ def main(argv=None) -> None:
     ap.add_argument("--targets", nargs="*", type=float, default=[0.15, 0.175, 0.2], help="gain rows' target levels")
     ap.add_argument("--floors", nargs="*", type=float, default=[0.03, FLOOR, 0.08],
                     help="black floor rows (at the shipped target level)")
+    ap.add_argument("--floor-ramps", nargs="*", type=float, default=[1.0, 2.0, 3.0, 5.0, 100.0],
+                    help="floor ramp rows (the shipped target and floor)")
+    ap.add_argument("--lol-pairs", type=int, default=120, help="LOL train pairs in the selection sets")
     ap.add_argument("--dark", type=Path, default=measures.SHARED / "dark")
     ap.add_argument("--clean", type=Path, default=measures.SHARED / "BSDS500" / "train")
     ap.add_argument("--holdout", type=int, default=20)
@@ -99,7 +111,19 @@ def main(argv=None) -> None:
     for t in args.targets:
         methods[f"gain t {t}, no floor"] = (lambda t: lambda x: lift_shadows(no_lift(x), x, None, t, 0.0))(t)
     for f in args.floors:
-        methods[f"gain t {TARGET}, floor {f}"] = (lambda f: lambda x: lift_shadows(no_lift(x), x, None, TARGET, f))(f)
+        methods[f"gain t {TARGET}, floor {f}, ramp 1"] = (
+            lambda f: lambda x: lift_shadows(no_lift(x), x, None, TARGET, f, 1.0))(f)
+    ramps = {f"floor ramp {r:g}": (lambda r: lambda x: lift_shadows(no_lift(x), x, floor_ramp=r))(r)
+             for r in args.floor_ramps}
+    if args.lol_prepared:
+        from lowlight.evaluation.scores import psnr
+
+        sets = selection_sets(args)
+        print("selection sets, mean PSNR: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
+        for name, fn in ramps.items():
+            print(f"{name:<16}" + "".join(f"{k:>20} {np.mean([psnr(fn(x), r) for x, r in v]):.3f}"
+                                          for k, v in sets.items()), flush=True)
+    methods.update(ramps)
     measures.heldout_measures(methods, args.dark, args.clean, args.holdout, args.params)
     if args.lol_prepared:
         measures.lol_val(methods, args.lol_prepared)

@@ -101,18 +101,22 @@ def test_nothing_new_clips_and_black_comes_up_to_an_even_floor():
 
 def test_the_floor_keeps_the_order_of_dark_tones_and_fades_with_the_amount():
     """A ramp of dark levels: the floor is a toe on the tone curve after the gain, so no pixel
-    overtakes one the gain left brighter (the lightness order holds); half the amount gives half the floor; pixels
-    lifted past FADE get none."""
+    overtakes one the gain left brighter (the lightness order holds); the floor's share rises
+    FLOOR_RAMP times as fast as the amount, up to all of it; pixels lifted past FADE get none."""
     ramp = np.repeat(np.arange(0, 64, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
     flat = np.full((64, 64, 3), 0, np.uint8)  # the same dark everywhere: the guided filter's light is level-free
-    for amount in (0.5, 1.0, 2.0):
+    for amount in (0.1, 0.5, 1.0, 2.0):
         gained = lift_shadows(ramp, ramp, amount, floor=0.0)[4, :, 1].astype(int)
         floored = lift_shadows(ramp, ramp, amount)[4, :, 1].astype(int)
         order = np.argsort(gained, kind="stable")
         assert (np.diff(floored[order]) >= 0).all()  # what the gain left in order, the floor keeps in order
-        assert (floored >= gained).all() and floored.min() == round(shadows.FLOOR * 255 * min(amount, 1.0))
-    half = lift_shadows(flat, flat, 0.5)
-    assert abs(int(half[0, 0, 0]) - round(0.5 * shadows.FLOOR * 255)) <= 1
+        assert (floored >= gained).all() and floored.min() == round(
+            shadows.FLOOR * 255 * min(shadows.FLOOR_RAMP * amount, 1.0))
+    assert shadows.FLOOR_RAMP * 0.1 < 1  # a part of the floor at amount 0.1, all of it from 1 / FLOOR_RAMP
+    part = lift_shadows(flat, flat, 0.1)
+    assert abs(int(part[0, 0, 0]) - round(0.1 * shadows.FLOOR_RAMP * shadows.FLOOR * 255)) <= 1
+    assert np.array_equal(lift_shadows(flat, flat, 1 / shadows.FLOOR_RAMP), lift_shadows(flat, flat, 1.0))
+    assert np.array_equal(lift_shadows(flat, flat, 0.5, floor_ramp=1.0)[0, 0], [round(0.5 * shadows.FLOOR * 255)] * 3)
     bright = np.full((32, 32, 3), round(255 * shadows.FADE * 1.2), np.uint8)
     assert np.array_equal(lift_shadows(bright, flat, 1.0), lift_shadows(bright, flat, 1.0, floor=0.0))
 
