@@ -24,7 +24,8 @@ import numpy as np
 
 from lowlight.evaluation.folders import evaluate_dirs
 from lowlight.evaluation.scores import score_images
-from lowlight.imageio import load_image, write_image
+from lowlight.image_writer import write_image
+from lowlight.imageio import load_image
 
 
 def synthetic_pair(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

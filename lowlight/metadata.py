@@ -79,7 +79,7 @@ def _photo_exif(img: Image.Image) -> Image.Exif:
 
 def photo_metadata(img: Image.Image) -> dict[str, bytes]:
     """Pillow ``save`` keywords that carry a photo's EXIF (by meaning, see the module) and ICC
-    profile to another file. :func:`lowlight.imageio.save_photo` drops the profile when the
+    profile to another file. :func:`lowlight.image_writer.save_photo` drops the profile when the
     pixels written are not in its colour space, and adds the mark."""
     out: dict[str, bytes] = {}
     icc = img.info.get("icc_profile")

@@ -28,7 +28,8 @@ from lowlight.errors import DataError, report_user_errors
 from lowlight.evaluation.scores import psnr, ssim
 from lowlight.histbranch.histmap import map_image
 from lowlight.histbranch.quantile_features import targets
-from lowlight.imageio import read_rgb, write_image
+from lowlight.image_writer import write_image
+from lowlight.imageio import read_rgb
 from lowlight.data.pairs import SPLITS, list_pairs
 from lowlight.histbranch.cross_fit import read_predictions
 from lowlight.histbranch.quantiles import QuantileModel

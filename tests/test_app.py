@@ -23,7 +23,7 @@ from conftest import darken, synthetic_photo
 from enhance_stub import StubQuantiles
 
 from lowlight.app.server import create_app
-from lowlight.imageio import save_photo
+from lowlight.image_writer import save_photo
 from lowlight.cli.main import main
 from lowlight.imageio import photo_metadata
 from lowlight.inference.enhancer import Enhancer, enhance

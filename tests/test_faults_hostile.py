@@ -15,7 +15,8 @@ import pytest
 from PIL import Image, ImageCms
 
 from lowlight.errors import UserError
-from lowlight.imageio import ImageError, READ_FORMATS, from_pil, open_image, open_image_bytes, photo_metadata, save_photo, to_pil
+from lowlight.image_writer import save_photo
+from lowlight.imageio import ImageError, READ_FORMATS, from_pil, open_image, open_image_bytes, photo_metadata, to_pil
 from lowlight.metadata import MARKER, SOFTWARE, written_by_lowlight
 
 from enhance_stub import run_cli

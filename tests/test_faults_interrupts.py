@@ -14,7 +14,7 @@ from PIL import Image
 
 from lowlight.atomic import NAME_MAX, atomic_path, remove_stale_temps, temp_affixes
 from lowlight.cli import enhance as cli_enhance
-from lowlight.imageio import save_photo
+from lowlight.image_writer import save_photo
 
 from enhance_stub import run_cli
 

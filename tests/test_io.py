@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from lowlight.atomic import OutputError, atomic_dir, atomic_path, write_json
-from lowlight.imageio import ImageError, from_pil, load_image, read_rgb, to_pil, write_image
+from lowlight.image_writer import write_image
+from lowlight.imageio import ImageError, from_pil, load_image, read_rgb, to_pil
 
 pytestmark = pytest.mark.fault
 

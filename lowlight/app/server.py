@@ -249,7 +249,8 @@ def after(request: Request, job_id: str, strength: str | None = None):
 
 @router.get("/api/jobs/{job_id}/download")
 def download(request: Request, job_id: str, strength: str | None = None):
-    from lowlight.imageio import save_photo, to_pil
+    from lowlight.image_writer import save_photo
+    from lowlight.imageio import to_pil
     from lowlight.inference.tiles import apply_strength
 
     found = _ready(request, job_id, strength)

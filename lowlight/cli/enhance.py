@@ -167,7 +167,8 @@ def _plan(args):
 
 def _enhance_one(job: Job, enhancer, args, max_pixels: int) -> None:
     """Decode (checked: empty, truncated, too many pixels, animated, not an image), enhance, write."""
-    from lowlight.imageio import from_pil, open_image, photo_metadata, save_photo, to_pil, write_image
+    from lowlight.image_writer import save_photo, write_image
+    from lowlight.imageio import from_pil, open_image, photo_metadata, to_pil
     from lowlight.inference.enhancer import enhance
     from lowlight.metadata import marked_pnginfo
 
