@@ -22,8 +22,8 @@ import numpy as np
 from lowlight.app.budget import KEPT_BYTES_PER_PIXEL, Reservation, machine_memory
 from lowlight.imageio import MAX_PIXELS, WRITE_FORMATS, ImageError, LoadedImage
 
-__all__ = ["Job", "JobStore", "decode_upload", "declared_pixels", "downscale", "one_line", "MAX_JOBS",
-           "PREVIEW_SIDE"]
+__all__ = ["Job", "JobStore", "decode_upload", "declared_pixels", "downscale", "preview_png", "media_type", "one_line",
+           "MAX_JOBS", "PREVIEW_SIDE"]
 PREVIEW_SIDE = 1280
 
 MAX_JOBS = 20
@@ -230,3 +230,21 @@ def downscale(rgb: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
     scale = side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+
+
+def preview_png(rgb: np.ndarray) -> bytes:
+    """A preview's PNG bytes (fast compression: it is shown once and thrown away)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def media_type(ext: str) -> str:
+    """The download's Content-Type for a file extension."""
+    import mimetypes
+
+    return mimetypes.guess_type("x" + ext)[0] or "application/octet-stream"

@@ -35,7 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, FastAPI, Request  # here: FastAPI resolves the endpoints' annotations in this module
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
@@ -43,7 +42,8 @@ from starlette.concurrency import run_in_threadpool
 
 from lowlight.app.budget import KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL, MemoryBudget, Reservation, decode_slots
 from lowlight.app.guard import OwnPageOnly
-from lowlight.app.jobs import MAX_JOBS, PREVIEW_SIDE, Job, JobStore, declared_pixels, decode_upload, downscale, one_line
+from lowlight.app.jobs import (MAX_JOBS, PREVIEW_SIDE, Job, JobStore, declared_pixels, decode_upload, downscale,
+                               media_type, one_line, preview_png)
 from lowlight.imageio import MAX_PIXELS, READ_EXTENSIONS, ImageError
 
 __all__ = ["create_app", "PREVIEW_SIDE", "MAX_UPLOAD_BYTES"]
@@ -53,16 +53,6 @@ MAX_UPLOAD_BYTES = 1 << 30  # a 50-megapixel 16-bit TIFF is ~300 MB uncompressed
 _PREVIEW_CACHE = 8  # after-previews kept per job (one per strength the slider visited)
 NAME_MAX = 255  # bytes in a file name on every common file system: the download must be savable
 RETRY_AFTER_S = 10
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 def _parse_strength(text: str | None) -> float:
@@ -222,7 +212,7 @@ def before(request: Request, job_id: str):
         return job
     with job.lock:
         if job.before_png is None:
-            job.before_png = _png(job.small)
+            job.before_png = preview_png(job.small)
         data = job.before_png
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -238,7 +228,7 @@ def after(request: Request, job_id: str, strength: str | None = None):
     with job.lock:
         data = job.after_png.get(s)
         if data is None:
-            data = _png(apply_strength(job.small, job.small_enhanced, s))
+            data = preview_png(apply_strength(job.small, job.small_enhanced, s))
             job.after_png[s] = data
             while len(job.after_png) > _PREVIEW_CACHE:
                 job.after_png.popitem(last=False)
@@ -273,7 +263,7 @@ def download(request: Request, job_id: str, strength: str | None = None):
         if isinstance(exc.__cause__, OSError):
             return _no_space(job.download_name, exc.__cause__)
         return _error(500, f"{job.download_name}: could not write the result ({exc})")
-    return FileResponse(dst, filename=job.download_name, media_type=_media_type(job.ext),
+    return FileResponse(dst, filename=job.download_name, media_type=media_type(job.ext),
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
 
 
@@ -300,8 +290,3 @@ def create_app(enhancer_factory: Callable[[], Any], max_pixels: int | None = MAX
     app.add_middleware(OwnPageOnly, names=host_names)
     return app
 
-
-def _media_type(ext: str) -> str:
-    import mimetypes
-
-    return mimetypes.guess_type("x" + ext)[0] or "application/octet-stream"
