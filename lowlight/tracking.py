@@ -27,33 +27,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from lowlight.interrupts import sigterm_as_interrupt as _sigterm_as_interrupt
+from lowlight.provenance import git_commit, original_root
 from lowlight.tracking_store import (TrackingError, check_server, check_sqlite, first_line, init_lock, store_error,
                                      store_errors)
 
-__all__ = ["repo_root", "tracking_uri", "enabled", "open_store", "stage_run", "git_commit", "file_sha256", "CHECKPOINT_TAG", "KEPT_TAG",
-           "invocation_start", "runs_url", "TrackingError",
+__all__ = ["tracking_uri", "enabled", "open_store", "stage_run", "CHECKPOINT_TAG", "KEPT_TAG", "runs_url", "TrackingError",
            "Tracker", "NullTracker"]
 
 log = logging.getLogger(__name__)
-
-
-def repo_root(start: str | Path | None = None) -> Path:
-    """The DVC project root: ``$DVC_ROOT`` when DVC runs us, else the nearest folder with ``.dvc``."""
-    env = os.environ.get("DVC_ROOT")
-    if env:
-        return Path(env).resolve()
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".dvc").is_dir() or (folder / "dvc.yaml").is_file():
-            return folder
-    return here
 
 
 def tracking_uri(root: Path | None = None) -> str:
@@ -61,46 +48,17 @@ def tracking_uri(root: Path | None = None) -> str:
     if uri:
         return uri
     # a queued/temp experiment runs in a copy of the repo; log to the original one
-    root = Path(os.environ.get("LOWLIGHT_MLFLOW_ROOT") or root or _original_root())
+    root = Path(os.environ.get("LOWLIGHT_MLFLOW_ROOT") or root or original_root())
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
-
-
-def _original_root() -> Path:
-    root = repo_root()
-    # `dvc exp run --temp` and queued runs execute inside .dvc/tmp/exps/...; walk out of it
-    parts = root.parts
-    if ".dvc" in parts:
-        return Path(*parts[: parts.index(".dvc")])
-    return root
 
 
 CHECKPOINT_TAG = "lowlight.checkpoint_sha256"  # on a train run: the checkpoint it wrote
 KEPT_TAG = "train.kept_starting_weights"  # "true" when no epoch beat train.init's weights (the model is them)
 
 
-def file_sha256(path: str | Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def enabled() -> bool:
     """Tracking is on unless ``LOWLIGHT_MLFLOW`` is 0, false or off."""
     return os.environ.get("LOWLIGHT_MLFLOW", "1").lower() not in ("0", "false", "off")
-
-
-def git_commit(root: Path | None = None) -> str:
-    """The commit the code ran from: ``HEAD`` of the checkout (an experiment's baseline until DVC commits it)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True, text=True,
-                             timeout=5, check=False)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 # MLflow 3's experiment type: its UI opens a "custom model development" experiment on its runs
@@ -135,27 +93,6 @@ def runs_url(experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
     GenAI / model-training switch (remembered per browser, GenAI at first), not from the
     experiment's kind alone; ``workflowType=machine_learning`` sets it to model training."""
     return f"{ui}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-
-
-def invocation_start(now_ms: int | None = None) -> int:
-    """When this ``dvc repro`` / ``dvc exp run`` began (ms since the epoch), so a pipeline run's
-    duration is the invocation's: ``$LOWLIGHT_PIPELINE_START`` (seconds) when set, else the start of
-    the nearest ``dvc`` process above this one, else now."""
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    env = os.environ.get("LOWLIGHT_PIPELINE_START", "")
-    if env:
-        with contextlib.suppress(ValueError):
-            return min(int(float(env) * 1000), now_ms)
-    try:
-        import psutil
-
-        for proc in psutil.Process().parents():
-            argv = proc.cmdline()
-            if any(Path(a).name in ("dvc", "dvc.exe") or a == "dvc" for a in argv[:3]):
-                return min(int(proc.create_time() * 1000), now_ms)
-    except Exception:  # noqa: BLE001 - no psutil, a process gone meanwhile, no permission: the run starts now
-        pass
-    return now_ms
 
 
 def open_store(experiment: str):
@@ -275,7 +212,7 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None, experiment: s
         return
     client, exp_id, uri = open_store(experiment)
     base_tags = {"mlflow.runName": run_name(stage), "lowlight.stage": stage,
-                 "mlflow.source.git.commit": git_commit(_original_root()), "mlflow.source.type": "LOCAL",
+                 "mlflow.source.git.commit": git_commit(original_root()), "mlflow.source.type": "LOCAL",
                  "mlflow.source.name": f"stages/{stage}.py", "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "")}
     try:
         run_id = client.create_run(exp_id, tags={**base_tags, **{k: str(v) for k, v in (tags or {}).items()}},

@@ -25,8 +25,8 @@ from lowlight.config import flatten, load_params
 from lowlight.errors import report_user_errors
 from lowlight.metrics_files import read_timings
 from lowlight.pipeline_record import changed_params, dataset_record, epoch_curves, headline_metrics
-from lowlight.tracking import (CHECKPOINT_TAG, KEPT_TAG, Tracker, enabled, file_sha256, git_commit, invocation_start,
-                               open_store, repo_root, runs_url)
+from lowlight.provenance import file_sha256, git_commit, invocation_start, repo_root
+from lowlight.tracking import CHECKPOINT_TAG, KEPT_TAG, Tracker, enabled, open_store, runs_url
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lowlight.config import flatten, load_params, to_dict
 from lowlight.errors import report_user_errors
-from lowlight.tracking import CHECKPOINT_TAG, KEPT_TAG, file_sha256, stage_run
+from lowlight.provenance import file_sha256
+from lowlight.tracking import CHECKPOINT_TAG, KEPT_TAG, stage_run
 from lowlight.training.loop import TrainOutputs, train
 
 

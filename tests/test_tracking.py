@@ -289,7 +289,8 @@ def test_changed_params_name_what_an_experiment_set():
 
 
 def test_the_pipeline_run_starts_when_the_invocation_did(monkeypatch):
-    from lowlight.tracking import invocation_start, runs_url
+    from lowlight.provenance import invocation_start
+    from lowlight.tracking import runs_url
 
     monkeypatch.setenv("LOWLIGHT_PIPELINE_START", "1000.5")
     assert invocation_start(now_ms=5_000_000) == 1_000_500
