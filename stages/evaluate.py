@@ -162,20 +162,24 @@ def run_evaluation(data_root: str | Path, methods: Mapping[str, Callable[[np.nda
                "seconds_per_image": seconds[name] / n,
                **({"psnr_well_lit": float(np.mean(lit_scores[name]))} if name in lit_scores else {})}
         for name in names}}
+    _write_outputs(outputs, result, df, examples, str(data_root))
+    return result
 
+
+def _write_outputs(outputs: EvalOutputs, result: dict, df: pd.DataFrame, examples: list, dataset: str) -> None:
+    """The per-image CSV, the metrics (timings beside them), the plots and the markdown table."""
     with atomic_path(outputs.per_image) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
     write_metrics(outputs.metrics, headline(result),
                   timings={f"{k}_seconds_per_image": v["seconds_per_image"] for k, v in result["methods"].items()})
-    report.write_plots(outputs.plots, examples, df, names, split)
+    report.write_plots(outputs.plots, examples, df, list(result["methods"]), result["split"])
     # DVC tracks the plots folder: quality figures only (the timings went beside the metrics)
     quality = [{"method": k, **{m: x for m, x in v.items() if m != "seconds_per_image"}}
                for k, v in result["methods"].items()]
     pd.DataFrame(quality).to_csv(
         outputs.plots / "methods.csv", index=False, float_format="%.6f")
     if outputs.table is not None:
-        write_text(outputs.table, report.markdown_table(result, dataset=str(data_root)))
-    return result
+        write_text(outputs.table, report.markdown_table(result, dataset=dataset))
 
 
 @report_user_errors("evaluate")
