@@ -86,6 +86,9 @@ def test_shoulder_holds_a_bright_sky_a_plain_gain_clips():
     assert shoulder_table(1.25)[sky].max() < 0.98 * 255  # on the shoulder: still a sky
     assert np.array_equal(shoulder_table(0.8), shoulder_table(0.8, knee=None))  # darkening is a plain scale
     assert np.array_equal(shoulder_table(1.0), np.arange(256))
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="highlight knee must be between 0 and 1"):
+            shoulder_table(1.2, bad)
 
 
 def test_config_needs_the_mapped_image():

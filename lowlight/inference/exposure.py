@@ -77,6 +77,8 @@ def shoulder_table(gain: float, knee: float | None = KNEE) -> np.ndarray:
     order of tones holds and no level but the top few reaches 255. ``knee`` None (or a gain
     of 1 or less) is the plain scale, clipped.
     """
+    if knee is not None and not 0.0 < knee < 1.0:
+        raise ValueError(f"highlight knee must be between 0 and 1 (of full scale), got {knee}")
     y = np.arange(256, dtype=np.float32) * np.float32(gain)
     if knee is not None and gain > 1.0:
         x, k, g = np.arange(256, dtype=np.float64) / 255.0, float(knee), float(gain)

@@ -24,8 +24,8 @@ network:
    untouched, and the toe is monotone, so the order of dark tones holds. It is per pixel,
    not per region, so it draws no ring beside a lit edge. Its share rises :data:`FLOOR_RAMP`
    times as fast as the amount (all of it from an amount of 0.2, a crushed share of 23 % in
-   auto), since what it fills is black either way: with the gain's ramp, a photo 3 points
-   inside the gate kept 12-13 % of its pixels crushed.
+   auto), since what it fills is black either way: with the gain's ramp, a photo a few
+   points inside the gate kept a floor under the crushed line (docs/results.md, "The floor's ramp").
 3. **When it acts.** ``amount=None`` (the default, "auto") fades the step in with the share
    of the *input's* crushed pixels (luma level <= 12 of 255, i.e. under 0.05): nothing at
    :data:`GATE` [0] (20 %), the full amount 1 at :data:`GATE` [1] (35 %) and above. Dark
