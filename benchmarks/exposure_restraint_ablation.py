@@ -71,14 +71,20 @@ def selection_sets(args) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     return sets
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lol-prepared", type=Path, required=True, help="a prepared LOL folder (train and val pairs)")
+def selection_arguments(ap: argparse.ArgumentParser, lol_required: bool = True) -> None:
+    """The arguments :func:`selection_sets` and local_exposure.py's held-out measures read."""
+    ap.add_argument("--lol-prepared", type=Path, required=lol_required,
+                    help="a prepared LOL folder (train and val pairs)")
     ap.add_argument("--lol-pairs", type=int, default=120, help="LOL train pairs in the selection sets")
     ap.add_argument("--dark", type=Path, default=measures.SHARED / "dark")
     ap.add_argument("--clean", type=Path, default=measures.SHARED / "BSDS500" / "train")
     ap.add_argument("--holdout", type=int, default=20)
     ap.add_argument("--params", type=Path, default=measures.ROOT / "params.yaml")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    selection_arguments(ap)
     args = ap.parse_args(argv)
 
     from lowlight.evaluation.scores import psnr

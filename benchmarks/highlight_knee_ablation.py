@@ -27,19 +27,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_exposure as measures  # noqa: E402  (the held-out measures, as that script prints them)
-from exposure_restraint_ablation import selection_sets  # noqa: E402  (the same selection sets)
+from exposure_restraint_ablation import selection_arguments, selection_sets  # noqa: E402  (the same sets)
 
 KNEES = (None, 0.9, 0.8, 0.7)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lol-prepared", type=Path, required=True, help="a prepared LOL folder (train and val pairs)")
-    ap.add_argument("--lol-pairs", type=int, default=120, help="LOL train pairs in the selection sets")
-    ap.add_argument("--dark", type=Path, default=measures.SHARED / "dark")
-    ap.add_argument("--clean", type=Path, default=measures.SHARED / "BSDS500" / "train")
-    ap.add_argument("--holdout", type=int, default=20)
-    ap.add_argument("--params", type=Path, default=measures.ROOT / "params.yaml")
+    selection_arguments(ap)
     args = ap.parse_args(argv)
 
     import torch

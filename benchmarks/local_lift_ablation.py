@@ -42,7 +42,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import local_exposure as measures  # noqa: E402  (the four measures, as that script prints them)
 from lowlight.inference.shadows import FLOOR  # noqa: E402
-from exposure_restraint_ablation import selection_sets  # noqa: E402
+from exposure_restraint_ablation import selection_arguments, selection_sets  # noqa: E402
 
 CELLS = 24  # the gamma prototype's map: cells on the photo's short side
 BLUR = 1.5  # its Gaussian blur, in cells
@@ -91,12 +91,7 @@ def main(argv=None) -> None:
                     help="black floor rows (at the shipped target level)")
     ap.add_argument("--floor-ramps", nargs="*", type=float, default=[1.0, 2.0, 3.0, 5.0, 100.0],
                     help="floor ramp rows (the shipped target and floor)")
-    ap.add_argument("--lol-pairs", type=int, default=120, help="LOL train pairs in the selection sets")
-    ap.add_argument("--dark", type=Path, default=measures.SHARED / "dark")
-    ap.add_argument("--clean", type=Path, default=measures.SHARED / "BSDS500" / "train")
-    ap.add_argument("--holdout", type=int, default=20)
-    ap.add_argument("--params", type=Path, default=measures.ROOT / "params.yaml")
-    ap.add_argument("--lol-prepared", type=Path, help="a prepared LOL folder for (d); skipped without it")
+    selection_arguments(ap, lol_required=False)  # without --lol-prepared, (d) and the selection sets are skipped
     args = ap.parse_args(argv)
 
     from lowlight.inference.shadows import TARGET, lift_shadows
