@@ -131,9 +131,10 @@ def _dark_table(methods: dict, images: list[tuple[str, np.ndarray]], title: str)
                 groups.setdefault(stem.split("_")[0], []).append(crushed[-1])
             blown.append(newly_blown(rgb, out))
             order.append(loe(rgb, out))
-        worst = max(groups.items(), key=lambda kv: np.mean(kv[1])) if groups else ("-", [0.0])
-        print(f"{name:<22} {100 * np.mean(crushed or [0.0]):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
-              f"{100 * np.mean(signal or [0.0]):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
+        # with no photo under the dark mean (a bright set), the crushed columns say nan, not 0
+        worst = max(groups.items(), key=lambda kv: np.mean(kv[1])) if groups else ("-", [np.nan])
+        print(f"{name:<22} {100 * np.mean(crushed or [np.nan]):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
+              f"{100 * np.mean(signal or [np.nan]):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
 
 
 def _heldout(folder: Path, n: int) -> list[Path]:
