@@ -15,7 +15,8 @@
 (c) well-lit held-out photos against themselves: the same held-out clean photos plus the
     demo photos (never in the shipped weights' training set): mean PSNR and the count below 25 dB;
 (d) LOL ``val`` (``--lol-prepared``: a prepared LOL folder; pairs whose stem starts with
-    ``clean_`` are left out): PSNR / SSIM / GT-mean PSNR.
+    ``clean_`` are left out): PSNR / SSIM / GT-mean PSNR; and (c) once more on its distinct
+    references as themselves (76 more well-lit photos, indoor, never trained on).
 
     python benchmarks/local_exposure.py [--compare-rev 918cc0f] [--lol-prepared DIR] [--skip lol]
 
@@ -116,13 +117,15 @@ def real_dark(methods: dict, folder: Path, brackets: tuple[float, ...] = BRACKET
 
 def _dark_table(methods: dict, images: list[tuple[str, np.ndarray]], title: str) -> None:
     from lowlight.evaluation.exposure_measures import (DARK_MEAN, crushed_share, loe, luma01, newly_blown,
-                                                       signal_pixels)
+                                                       no_signal_colour, signal_pixels)
 
-    print(f"{title}; 'of signal': crushed among the pixels whose input carries a signal (max RGB >= 3 of 255)")
-    print(f"{'method':<22} {'crushed %':>9} {'worst group':>16} {'of signal %':>11} {'newly blown %':>13} {'LOE':>6}")
+    print(f"{title}; 'of signal': crushed among the pixels whose input carries a signal (max RGB >= 3 of 255); "
+          f"'colour': the mean colour (max - min RGB, levels) where it carries none")
+    print(f"{'method':<22} {'crushed %':>9} {'worst group':>16} {'of signal %':>11} {'newly blown %':>13} {'LOE':>6}"
+          f" {'colour':>6}")
     for name, fn in methods.items():
         groups: dict[str, list[float]] = {}
-        crushed, signal, blown, order = [], [], [], []
+        crushed, signal, blown, order, colour = [], [], [], [], []
         for stem, rgb in images:
             out = fn(rgb)
             if luma01(rgb).mean() < DARK_MEAN:
@@ -131,10 +134,19 @@ def _dark_table(methods: dict, images: list[tuple[str, np.ndarray]], title: str)
                 groups.setdefault(stem.split("_")[0], []).append(crushed[-1])
             blown.append(newly_blown(rgb, out))
             order.append(loe(rgb, out))
+            colour.append(no_signal_colour(rgb, out))
         # with no photo under the dark mean (a bright set), the crushed columns say nan, not 0
         worst = max(groups.items(), key=lambda kv: np.mean(kv[1])) if groups else ("-", [np.nan])
         print(f"{name:<22} {100 * np.mean(crushed or [np.nan]):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
-              f"{100 * np.mean(signal or [np.nan]):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}", flush=True)
+              f"{100 * np.mean(signal or [np.nan]):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}"
+              f" {_nanmean(colour):6.2f}", flush=True)
+
+
+def _nanmean(values: list[float]) -> float:
+    """The mean of the values that are not nan; nan if none is (no warning)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def _heldout(folder: Path, n: int) -> list[Path]:
@@ -225,6 +237,28 @@ def lol_val(methods: dict, root: Path) -> None:
               f"{np.mean([r['psnr_gt_mean'] for r in rows]):8.2f}", flush=True)
 
 
+def lol_references(methods: dict, root: Path) -> None:
+    """(c) once more on LOL ``val``'s distinct references, as themselves: clean indoor photos at
+    grey means 0.1-0.6, never trained on (the split only picks checkpoints and settings)."""
+    import hashlib
+
+    from lowlight.data.pairs import list_pairs
+    from lowlight.evaluation.scores import psnr
+
+    images: dict[str, np.ndarray] = {}
+    for p in list_pairs(root, "val"):
+        if not p.stem.startswith(("clean_", "id_")):
+            x = _read(p.high)
+            images.setdefault(hashlib.sha256(x.tobytes()).hexdigest(), x)  # a reference shared by several shots: once
+    print(f"\n(c) more well-lit photos: LOL val's {len(images)} distinct references against themselves")
+    print(f"{'method':<22} {'PSNR':>6} {'< 25 dB':>8} {'min':>6}")
+    for name, fn in methods.items():
+        if name in ("clahe", "gamma", "lime"):
+            continue
+        s = np.array([psnr(fn(x), x) for x in images.values()])
+        print(f"{name:<22} {np.mean(s):6.2f} {int((s < 25).sum()):8d} {s.min():6.2f}", flush=True)
+
+
 def heldout_measures(methods: dict, dark: Path, clean: Path, holdout: int, params: Path) -> None:
     """(a), (b) and (c) for ``methods``, as the ablation scripts print them."""
     held = _heldout(clean, holdout) if clean.is_dir() else []
@@ -263,6 +297,8 @@ def main(argv=None) -> None:
             well_lit(methods, held)
         if "lol" not in args.skip and args.lol_prepared:
             lol_val(methods, args.lol_prepared)
+            if "well_lit" not in args.skip:
+                lol_references(methods, args.lol_prepared)
     sys.stdout.flush()
 
 

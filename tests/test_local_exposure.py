@@ -12,7 +12,7 @@ from lowlight.config import DegradeConfig, HistmapConfig, QuantilesConfig
 from lowlight.data.degrade import apply_degradation, darken, sample_degradation
 from lowlight.data.illumination import illumination, sample_field
 from lowlight.evaluation.baselines import lime
-from lowlight.evaluation.exposure_measures import crushed_share, loe, luma01, newly_blown
+from lowlight.evaluation.exposure_measures import crushed_share, loe, luma01, newly_blown, no_signal_colour
 from lowlight.histbranch.cross_fit import read_predictions, write_predictions
 from lowlight.histbranch.histmap import map_image
 from lowlight.histbranch.histogram import percentile_levels
@@ -185,6 +185,16 @@ def test_exposure_measures():
     assert loe(x, 255 - x) > 1000
     assert crushed_share(np.zeros_like(x)) == 1.0 and crushed_share(x) < 0.2
     assert newly_blown(x, x) == 0.0 and newly_blown(x, np.full_like(x, 255)) > 0.8
+
+
+def test_no_signal_colour_reads_only_where_the_input_is_black():
+    x = np.full((10, 10, 3), 80, np.uint8)
+    assert np.isnan(no_signal_colour(x, x))  # every pixel carries a signal
+    x[:5] = (2, 1, 0)  # no signal (brightest channel under 3)
+    out = np.full_like(x, 200)
+    out[:5] = (20, 26, 14)  # lifted to olive: 12 levels of colour
+    out[5:] = (255, 0, 0)  # colour where the input has a signal does not count
+    assert no_signal_colour(x, out) == 12.0
 
 
 def test_lime_baseline_lifts_shadows_locally():

@@ -7,6 +7,9 @@ highlights and the lightness order error.
   :data:`SIGNAL` of 255 (a night sky at 0-2 levels carries nothing to lift).
 * **newly blown**: the share of pixels above luma 0.98 in the output beyond the input's
   own share (a window that was already white does not count).
+* **no-signal colour**: the mean colour (brightest minus dimmest channel, in 8-bit levels)
+  of the output's pixels whose input carries no signal: colour that cannot have come from
+  the photo (a night sky lifted to olive); nan for a photo where every pixel carries a signal.
 * **LOE** (lightness order error; Wang et al., "Naturalness Preserved Enhancement
   Algorithm for Non-Uniform Illumination Images", TIP 2013): the lightness
   ``L = max(R, G, B)`` of input and output, both downsampled so the shorter side is
@@ -23,7 +26,8 @@ from PIL import Image
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS
 
-__all__ = ["luma01", "crushed_share", "signal_pixels", "SIGNAL", "blown_share", "newly_blown", "loe", "DARK_MEAN", "CRUSHED", "BLOWN"]
+__all__ = ["luma01", "crushed_share", "signal_pixels", "SIGNAL", "blown_share", "newly_blown", "no_signal_colour", "loe",
+           "DARK_MEAN", "CRUSHED", "BLOWN"]
 
 DARK_MEAN = 0.25  # photos darker than this on average are "dark" for the crushed measure
 CRUSHED = 0.05
@@ -55,6 +59,16 @@ def blown_share(rgb: np.ndarray) -> float:
 
 def newly_blown(before: np.ndarray, after: np.ndarray) -> float:
     return max(0.0, blown_share(after) - blown_share(before))
+
+
+def no_signal_colour(before: np.ndarray, after: np.ndarray) -> float:
+    """Mean max-minus-min channel (of 255) of ``after`` where ``before`` carries no signal; nan if it
+    carries one everywhere."""
+    dark = ~signal_pixels(before)
+    if not dark.any():
+        return float("nan")
+    px = np.asarray(after)[dark].astype(np.int16)
+    return float((px.max(axis=1) - px.min(axis=1)).mean())
 
 
 def _lightness_small(rgb: np.ndarray) -> np.ndarray:
