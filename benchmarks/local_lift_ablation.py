@@ -21,10 +21,17 @@ Rows, all on the shipped weights with the lift off, each photo through the netwo
   photo a point further into the gate never gets much more) with which no selection set
   of exposure_restraint_ablation.py loses more than 0.005 dB; with ``--lol-prepared`` those
   sets are printed first for these rows (the floor's benefit is by construction: what it
-  fills is black, so only its cost is chosen on).
+  fills is black, so only its cost is chosen on). These rows, and those above, raise a pixel's
+  colour with its luma (``chroma 1``), as the lift did when they were chosen;
+* ``chroma C``: the shipped lift with a pixel's colour (its difference from its luma) raised
+  by ``gain ** C`` while its luma is raised by the gain (1: the colour ratios kept, as before;
+  0: the colour left as it was). The shipped :data:`~lowlight.inference.shadows.CHROMA` is
+  the lowest ``C`` (the least of the network's colour bias raised with the shadows) with which no
+  selection set loses more than 0.01 dB; the (a) tables' ``colour`` column shows what it
+  buys: the colour where the input carries no signal, which can only be invented.
 
     python benchmarks/local_lift_ablation.py --lol-prepared DIR [--targets 0.15 0.175 0.2] [--floors 0.03 0.055 0.08]
-        [--floor-ramps 1 2 3 5 100]
+        [--floor-ramps 1 2 3 5 100] [--chromas 1 0.75 0.5 0.25 0]
 
 It prints local_exposure.py's four tables: (a) real dark photos, (b) uneven light, (c)
 well-lit photos and (d) LOL ``val`` (with ``--lol-prepared``).
@@ -91,6 +98,8 @@ def main(argv=None) -> None:
                     help="black floor rows (at the shipped target level)")
     ap.add_argument("--floor-ramps", nargs="*", type=float, default=[1.0, 2.0, 3.0, 5.0, 100.0],
                     help="floor ramp rows (the shipped target and floor)")
+    ap.add_argument("--chromas", nargs="*", type=float, default=[1.0, 0.75, 0.5, 0.25, 0.0],
+                    help="colour exponent rows (the shipped target, floor and ramp)")
     selection_arguments(ap, lol_required=False)  # without --lol-prepared, (d) and the selection sets are skipped
     args = ap.parse_args(argv)
 
@@ -101,24 +110,28 @@ def main(argv=None) -> None:
     methods = {
         "no lift": no_lift,
         "gamma, coarse map": lambda x: local_gamma(x, no_lift(x)),
-        f"gain t {TARGET}, mean gate, no floor": lambda x: lift_shadows(no_lift(x), x, mean_gate(x), TARGET, 0.0),
+        f"gain t {TARGET}, mean gate, no floor": lambda x: lift_shadows(no_lift(x), x, mean_gate(x), TARGET, 0.0,
+                                                                         chroma=1.0),
     }
     for t in args.targets:
-        methods[f"gain t {t}, no floor"] = (lambda t: lambda x: lift_shadows(no_lift(x), x, None, t, 0.0))(t)
+        methods[f"gain t {t}, no floor"] = (
+            lambda t: lambda x: lift_shadows(no_lift(x), x, None, t, 0.0, chroma=1.0))(t)
     for f in args.floors:
         methods[f"gain t {TARGET}, floor {f}, ramp 1"] = (
-            lambda f: lambda x: lift_shadows(no_lift(x), x, None, TARGET, f, 1.0))(f)
-    ramps = {f"floor ramp {r:g}": (lambda r: lambda x: lift_shadows(no_lift(x), x, floor_ramp=r))(r)
-             for r in args.floor_ramps}
+            lambda f: lambda x: lift_shadows(no_lift(x), x, None, TARGET, f, 1.0, chroma=1.0))(f)
+    selected = {f"floor ramp {r:g}": (lambda r: lambda x: lift_shadows(no_lift(x), x, floor_ramp=r, chroma=1.0))(r)
+                for r in args.floor_ramps}
+    selected.update({f"chroma {c:g}": (lambda c: lambda x: lift_shadows(no_lift(x), x, chroma=c))(c)
+                     for c in args.chromas})
     if args.lol_prepared:
         from lowlight.evaluation.scores import psnr
 
         sets = selection_sets(args)
         print("selection sets, mean PSNR: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
-        for name, fn in ramps.items():
+        for name, fn in selected.items():
             print(f"{name:<16}" + "".join(f"{k:>20} {np.mean([psnr(fn(x), r) for x, r in v]):.3f}"
                                           for k, v in sets.items()), flush=True)
-    methods.update(ramps)
+    methods.update(selected)
     measures.heldout_measures(methods, args.dark, args.clean, args.holdout, args.params)
     if args.lol_prepared:
         measures.lol_val(methods, args.lol_prepared)

@@ -65,6 +65,31 @@ def test_shadows_come_up_towards_the_target_and_lit_regions_stay():
     assert ratio == pytest.approx(luma01(img[dark]).std() / luma01(img[dark]).mean(), rel=0.15)
 
 
+def test_the_colour_is_raised_by_the_gain_to_the_power_chroma():
+    """A tinted deep shadow: its luma comes up by the gain, its colour (each channel's difference
+    from the luma) by gain ** CHROMA; chroma 1 keeps the colour ratios; none under 0 or over CAP."""
+    img = _half_dark()
+    img[:, 64:] = np.clip(img[:, 64:].astype(int) + (-2, 3, -4), 0, 255).astype(np.uint8)  # olive
+    dark = (slice(10, -10), slice(84, 124))
+
+    def colour_and_luma(out):
+        o = out[dark].astype(np.float64)
+        return np.abs(o - luma01(out[dark])[..., None] * 255).mean(), luma01(out[dark]).mean()
+
+    c0, y0 = colour_and_luma(img)
+    for chroma in (1.0, shadows.CHROMA, 0.0):
+        c, y = colour_and_luma(lift_shadows(img, img, 1.0, floor=0.0, chroma=chroma))
+        gain = y / y0
+        assert gain > 2.5
+        assert c / c0 == pytest.approx(gain ** chroma, rel=0.15)
+    assert 0 < shadows.CHROMA < 1
+    assert np.array_equal(lift_shadows(img, img, 1.0), lift_shadows(img, img, 1.0, chroma=shadows.CHROMA))
+    bright = _half_dark()
+    bright[:, 64:] = (2, 0, 60)  # a saturated blue in the shadow: no channel under 0, none over CAP
+    out = lift_shadows(bright, bright, shadows.SHADOWS_MAX, floor=0.0)
+    assert out[:, 70:120].max() <= round(CAP * 255) and out[:, 70:120, 2].min() > 60
+
+
 def test_no_halo_beside_a_strong_edge(monkeypatch):
     """A lit square on a dark ground: the ground right beside it is raised nearly as much as
     ground far from it. A plain blur of the light (the guided filter with a huge regulariser)

@@ -14,8 +14,12 @@ network:
    bleed across it and there is no halo.
 2. **The gain** is ``(TARGET / L) ** amount`` per pixel, from 1 to :data:`MAX_GAIN`. A
    region whose light ``L`` is under :data:`TARGET` comes up towards it, and brighter
-   regions are left as they are. A gain multiplies, so local contrast and colour ratios are
-   kept. No pixel is raised past :data:`CAP` of full scale, so nothing new clips.
+   regions are left as they are. A gain multiplies the luma, so local contrast is kept. A
+   pixel's colour (its difference from its luma) is raised by ``gain ** CHROMA`` only
+   (:data:`CHROMA` 0.5: a two-stop lift raises it one stop). At levels 1-3 a pixel's colour is
+   mostly the network's own small bias, and a full gain turned it into a cast: a night sky
+   came up olive (docs/results.md, "The lifted shadows' colour"). No pixel is raised past
+   :data:`CAP` of full scale, so nothing new clips.
    A gain cannot lift what carries no signal (a night sky at levels 0-2), so a **black
    floor** follows, a photographer's "blacks" slider: a pixel whose lifted luma ``y`` is
    under :data:`FADE` gets ``FLOOR * (1 - y / FADE)`` added, the same to each channel.
@@ -46,8 +50,8 @@ from PIL import Image
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
 
-__all__ = ["TARGET", "MAX_GAIN", "CAP", "GATE", "SHADOWS_MAX", "FLOOR", "FLOOR_RAMP", "auto_amount", "crushed_fraction",
-           "illumination_coefficients", "lift_shadows"]
+__all__ = ["TARGET", "MAX_GAIN", "CAP", "GATE", "SHADOWS_MAX", "FLOOR", "FLOOR_RAMP", "CHROMA", "auto_amount",
+           "crushed_fraction", "illumination_coefficients", "lift_shadows"]
 
 TARGET = 0.15  # a dark region's light (luma, of 1) is raised towards this
 MAX_GAIN = 4.0  # at most two stops
@@ -58,6 +62,7 @@ SHADOWS_MAX = 2.0
 FLOOR = 0.055  # black floor (of 1): level 14, just above the crushed line (0.05); none at FADE and above
 FADE = 0.1
 FLOOR_RAMP = 5.0  # the floor's share is min(1, FLOOR_RAMP * amount) (benchmarks/local_lift_ablation.py)
+CHROMA = 0.5  # a pixel's colour is raised by gain ** CHROMA, its luma by gain (benchmarks/local_lift_ablation.py)
 THUMB = 64  # thumbnail's short side for the guided filter
 THUMB_LONG = 1024  # and at most this on its long side
 RADIUS = 6  # guided filter radius, in thumbnail pixels (a window of about a fifth of the short side)
@@ -126,12 +131,13 @@ def _upsample(maps: tuple[np.ndarray, ...], h: int, w: int, y0: int, y1: int) ->
 
 
 def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, target: float = TARGET,
-                 floor: float = FLOOR, floor_ramp: float = FLOOR_RAMP) -> np.ndarray:
+                 floor: float = FLOOR, floor_ramp: float = FLOOR_RAMP, chroma: float = CHROMA) -> np.ndarray:
     """``out`` (uint8 H x W x 3, the enhanced photo) with its dark regions raised.
 
     ``low`` is the input photo, which the auto gate reads. ``amount`` is None for auto, or a
-    value from 0 to :data:`SHADOWS_MAX`; ``target``, ``floor`` and ``floor_ramp`` are there for the ablation. Returns ``out``
-    itself when there is nothing to do, and otherwise a new array; ``out`` is not modified.
+    value from 0 to :data:`SHADOWS_MAX`; ``target``, ``floor``, ``floor_ramp`` and ``chroma`` are
+    there for the ablation. Returns ``out`` itself when there is nothing to do, and otherwise a
+    new array; ``out`` is not modified.
     """
     amount = auto_amount(low) if amount is None else float(amount)
     if amount == 0.0:
@@ -153,7 +159,15 @@ def lift_shadows(out: np.ndarray, low: np.ndarray, amount: float | None = None, 
         # (the brightest channel from the uint8 pixels: a float max over the last axis is 10x slower)
         top = np.maximum(np.maximum(band[..., 0], band[..., 1]), band[..., 2]).astype(np.float32)
         np.minimum(gain, np.maximum(1.0, (CAP * 255.0) / np.maximum(top, 1.0)), out=gain)
-        o *= gain[..., None]
+        if chroma == 1.0:
+            o *= gain[..., None]
+        else:
+            # luma times the gain, colour (the difference from luma) times gain ** chroma: each
+            # channel ends between itself and the luma, both times the gain (none under 0 or over CAP)
+            base = luma * np.float32(255.0)
+            o -= base[..., None]
+            o *= (np.sqrt(gain) if chroma == 0.5 else gain ** np.float32(chroma))[..., None]
+            o += (base * gain)[..., None]
         if floor > 0:
             # the black floor: pixels still nearly black after the gain (no signal to multiply)
             # are raised by an even amount, faded out as their own lifted luma reaches FADE (the
