@@ -134,19 +134,14 @@ def _dark_table(methods: dict, images: list[tuple[str, np.ndarray]], title: str)
                 groups.setdefault(stem.split("_")[0], []).append(crushed[-1])
             blown.append(newly_blown(rgb, out))
             order.append(loe(rgb, out))
-            colour.append(no_signal_colour(rgb, out))
+            c = no_signal_colour(rgb, out)
+            if not np.isnan(c):  # nan: the input carries a signal everywhere
+                colour.append(c)
         # with no photo under the dark mean (a bright set), the crushed columns say nan, not 0
         worst = max(groups.items(), key=lambda kv: np.mean(kv[1])) if groups else ("-", [np.nan])
         print(f"{name:<22} {100 * np.mean(crushed or [np.nan]):9.2f} {worst[0]:>9} {100 * np.mean(worst[1]):5.2f} % "
               f"{100 * np.mean(signal or [np.nan]):11.2f} {100 * np.mean(blown):13.2f} {np.mean(order):6.0f}"
-              f" {_nanmean(colour):6.2f}", flush=True)
-
-
-def _nanmean(values: list[float]) -> float:
-    """The mean of the values that are not nan; nan if none is (no warning)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[~np.isnan(v)]
-    return float(v.mean()) if v.size else float("nan")
+              f" {np.mean(colour or [np.nan]):6.2f}", flush=True)
 
 
 def _heldout(folder: Path, n: int) -> list[Path]:
@@ -211,10 +206,18 @@ def exposure_error(outs: list[np.ndarray], refs: list[np.ndarray], grid: int = 4
 
 def well_lit(methods: dict, photos: list[Path]) -> None:
     from lowlight.data.prepare import demo_photo_paths
-    from lowlight.evaluation.scores import psnr
 
     images = [_read(p) for p in photos] + [_read(p) for _, p, _ in demo_photo_paths() if p.is_file()]
-    print(f"\n(c) well-lit photos against themselves: {len(photos)} held-out + {len(images) - len(photos)} demo")
+    _against_themselves(methods, images, f"\n(c) well-lit photos against themselves: {len(photos)} held-out + "
+                                         f"{len(images) - len(photos)} demo")
+
+
+def _against_themselves(methods: dict, images: list[np.ndarray], title: str) -> None:
+    """Each photo as the input, scored against itself: mean PSNR, how many under 25 dB, the lowest
+    (the classical baselines left out: they are not meant to keep a well-lit photo)."""
+    from lowlight.evaluation.scores import psnr
+
+    print(title)
     print(f"{'method':<22} {'PSNR':>6} {'< 25 dB':>8} {'min':>6}")
     for name, fn in methods.items():
         if name in ("clahe", "gamma", "lime"):
@@ -243,20 +246,14 @@ def lol_references(methods: dict, root: Path) -> None:
     import hashlib
 
     from lowlight.data.pairs import list_pairs
-    from lowlight.evaluation.scores import psnr
 
     images: dict[str, np.ndarray] = {}
     for p in list_pairs(root, "val"):
         if not p.stem.startswith(("clean_", "id_")):
             x = _read(p.high)
             images.setdefault(hashlib.sha256(x.tobytes()).hexdigest(), x)  # a reference shared by several shots: once
-    print(f"\n(c) more well-lit photos: LOL val's {len(images)} distinct references against themselves")
-    print(f"{'method':<22} {'PSNR':>6} {'< 25 dB':>8} {'min':>6}")
-    for name, fn in methods.items():
-        if name in ("clahe", "gamma", "lime"):
-            continue
-        s = np.array([psnr(fn(x), x) for x in images.values()])
-        print(f"{name:<22} {np.mean(s):6.2f} {int((s < 25).sum()):8d} {s.min():6.2f}", flush=True)
+    _against_themselves(methods, list(images.values()),
+                        f"\n(c) more well-lit photos: LOL val's {len(images)} distinct references against themselves")
 
 
 def heldout_measures(methods: dict, dark: Path, clean: Path, holdout: int, params: Path) -> None:
