@@ -25,6 +25,20 @@ class StubQuantiles:
         return np.tile(np.linspace(20.0, 235.0, 21), (len(images), 3, 1))
 
 
+class PassThroughNetwork:
+    """A network runner that gives the low photo back unchanged: the enhancer then runs every step
+    after the network (restraint, shadow lift) on the photo's own dark regions, in milliseconds."""
+
+    runtime = "stub"
+    size_multiple = 1
+
+    def context(self, parts):
+        return None
+
+    def __call__(self, parts, context=None):
+        return parts[0].astype(np.float32) / 255.0
+
+
 def stub_enhancer(args, quantile_model, weights):
     from lowlight.inference.enhancer import Enhancer
 

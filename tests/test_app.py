@@ -20,7 +20,7 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
 from conftest import darken, synthetic_photo
-from enhance_stub import StubQuantiles
+from enhance_stub import PassThroughNetwork, StubQuantiles
 
 from lowlight.app.server import create_app
 from lowlight.image_writer import save_photo
@@ -107,7 +107,7 @@ def test_page_is_served(server):
     code, headers, body = server.request("/")
     assert code == 200 and headers["content-type"].startswith("text/html")
     page = body.decode()
-    for marker in ('class="strength"', 'class="split"', 'class="download"', 'id="files"', "data-state"):
+    for marker in ('class="strength"', 'class="shadows"', 'class="auto"', 'class="split"', 'class="download"', 'id="files"', "data-state"):
         assert marker in page
     assert "http://" not in page and "https://" not in page  # no CDN, no external assets
 
@@ -118,7 +118,7 @@ def test_upload_enhance_download_matches_the_api(server, stub, tmp_path):
     assert code == 200, job
     assert job["width"] == 56 and job["height"] == 40 and job["name"] == "dark.png" and job["id"]
     status = server.wait_done(job["id"])
-    assert status == {"state": "done", "progress": 1.0, "error": None}
+    assert status == {"state": "done", "progress": 1.0, "error": None, "auto_shadows": 0.0}  # no network: no lift
 
     code, headers, body = server.request(f"/api/jobs/{job['id']}/download?strength=0.5")
     assert code == 200, body
@@ -213,6 +213,58 @@ def test_bad_strength_is_refused(server, tmp_path, strength):
         assert code == 400
         error = json.loads(body)["error"]
         assert "\n" not in error and error.startswith("strength ") and "must be a number from 0" in error
+
+
+def _crushed_png(tmp_path: Path) -> Path:
+    """A photo whose left half is black and right half well lit: the shadow lift's auto gate opens."""
+    rgb = synthetic_photo(40, 56, seed=3)
+    rgb[:, :28] = darken(rgb[:, :28], 0.004, seed=3)
+    src = tmp_path / "half.png"
+    Image.fromarray(rgb).save(src)
+    return src
+
+
+def test_the_shadows_setting_is_one_lift_and_matches_the_cli(request, tmp_path):
+    from lowlight.inference.shadows import auto_amount
+
+    lifting = Enhancer(StubQuantiles(), PassThroughNetwork())
+    server = _serve(request, lifting)
+    src = _crushed_png(tmp_path)
+    rgb = np.asarray(Image.open(src).convert("RGB"))
+    job = server.upload(src.name, src.read_bytes())[1]
+    status = server.wait_done(job["id"])
+    assert 0 < status["auto_shadows"] == round(auto_amount(rgb), 4)
+
+    results = {}
+    for shadows in ("auto", "0", "1.5"):
+        code, _, body = server.request(f"/api/jobs/{job['id']}/download?strength=0.8&shadows={shadows}")
+        assert code == 200, body
+        have = np.asarray(Image.open(io.BytesIO(body)))
+        # what `lowlight enhance --strength 0.8 [--shadows S]` writes
+        cli = Enhancer(StubQuantiles(), PassThroughNetwork(), shadows=None if shadows == "auto" else float(shadows))
+        np.testing.assert_array_equal(have, np.asarray(enhance(Image.open(src), enhancer=cli, strength=0.8)))
+        # the photo is under the preview size: the preview is the download's pixels
+        code, _, body = server.request(f"/api/jobs/{job['id']}/after.png?strength=0.8&shadows={shadows}")
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")), have)
+        results[shadows] = have
+    dark = (slice(None), slice(0, 28))
+    assert results["0"][dark].mean() < results["auto"][dark].mean() < results["1.5"][dark].mean()
+    code, _, body = server.request(f"/api/jobs/{job['id']}/download?shadows=")  # empty: auto, as left out
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))),
+                                  np.asarray(enhance(Image.open(src), enhancer=lifting)))
+
+
+@pytest.mark.parametrize("shadows", ["3", "-1", "inf", "lots"])
+def test_bad_shadows_is_refused(server, tmp_path, shadows):
+    src = _dark_png(tmp_path)
+    job = server.upload(src.name, src.read_bytes())[1]
+    server.wait_done(job["id"])
+    for path in ("download", "after.png"):
+        code, _, body = server.request(f"/api/jobs/{job['id']}/{path}?shadows={shadows}")
+        assert code == 400
+        error = json.loads(body)["error"]
+        assert "\n" not in error and error.startswith("shadows ") and "from 0 (off) to 2" in error, error
+        assert "--shadows" not in error and "auto" in error
 
 
 def test_unknown_job_and_oldest_job_dropped(request, stub, tmp_path):

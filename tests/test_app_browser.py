@@ -142,7 +142,8 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
     screenshots = os.environ.get("LOWLIGHT_SCREENSHOTS") == "1"
     src = tmp_path / "in" / "night.png"
     src.parent.mkdir()
-    Image.fromarray(darken(synthetic_photo(48, 64, seed=11), 0.06, seed=11)).save(src)
+    # dark enough that auto lifts its shadows part way (27 % of it crushed: amount 0.45)
+    Image.fromarray(darken(synthetic_photo(48, 64, seed=11), 0.013, seed=11)).save(src)
     files = [src]
     if screenshots:  # a photo large enough to show what the card looks like
         big = tmp_path / "in" / "street at night.png"
@@ -174,9 +175,24 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
             slider.send_keys(Keys.LEFT)
         assert slider.get_attribute("value") == "0.5"
         assert label.text == "0.5"
+        # shadows: auto (the photo's own amount, shown) -> 0.5 with the keyboard, and back to auto with its button
+        shadows = card.find_element(By.CSS_SELECTOR, "input.shadows")
+        shadows_label = card.find_element(By.CSS_SELECTOR, ".shadows-value")
+        auto = card.find_element(By.CSS_SELECTOR, "button.auto")
+        assert shadows_label.text == "auto 0.45" and not auto.is_enabled()
         link = card.find_element(By.CSS_SELECTOR, "a.download")
         job_id = card.get_attribute("data-id")
-        assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5")
+        assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5&shadows=auto")
+        shadows.send_keys(Keys.HOME)
+        assert shadows.get_attribute("value") == "0" and shadows_label.text == "0" and auto.is_enabled()
+        auto.click()
+        assert shadows_label.text.startswith("auto ") and not auto.is_enabled()
+        assert link.get_attribute("href").endswith("&shadows=auto")
+        shadows.send_keys(Keys.HOME)
+        for _ in range(10):
+            shadows.send_keys(Keys.RIGHT)
+        assert shadows.get_attribute("value") == "0.5" and shadows_label.text == "0.5"
+        assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5&shadows=0.5")
         assert link.get_attribute("download") is not None
 
         # the split moves the clip of the after image
@@ -213,7 +229,7 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
 
     cli_out = tmp_path / "cli"
     subprocess.run([sys.executable, "-m", "lowlight", "enhance", str(src), "-o", str(cli_out), "--strength", "0.5",
-                    "-q"], check=True, cwd=REPO, env=_env(), timeout=300)
+                    "--shadows", "0.5", "-q"], check=True, cwd=REPO, env=_env(), timeout=300)
     want = np.asarray(Image.open(cli_out / src.name))
     have = np.asarray(Image.open(got))
     assert have.shape == want.shape == (48, 64, 3)

@@ -148,9 +148,12 @@ def test_the_budget_spent_is_a_503_with_retry_after_and_comes_back(request):
     gate = threading.Event()
 
     class Slow:
-        def __call__(self, rgb, strength):
+        def unlifted(self, rgb):
             gate.wait(20)
             return rgb
+
+        def shadow_amount(self, rgb):
+            return 0.0
 
     server = _serve(request, factory=Slow, work_bytes=100 * WORK_BYTES_PER_PIXEL)
     code, _, first = _raw(server, "POST", "/api/jobs?name=a.png", _png(10, 10))

@@ -1,8 +1,9 @@
 """The ``lowlight app`` job store: uploaded photos, checked, queued and enhanced by one thread.
 
 Each photo is decoded and checked at once (as ``lowlight enhance`` checks a file), then
-enhanced once, at strength 1, by the store's single worker thread and kept with its decoded
-input, so any strength afterwards is a blend. The store keeps the last :data:`MAX_JOBS`, and
+enhanced once, at strength 1 and up to the shadow lift, by the store's single worker thread, and
+kept with its decoded input. Any shadows setting afterwards is one lift (milliseconds on a
+preview) and any strength a blend. The store keeps the last :data:`MAX_JOBS`, and
 no more than its byte bound (:data:`lowlight.app.budget.KEPT_BYTES_PER_PIXEL` a pixel): the
 oldest photos go first.
 """
@@ -33,7 +34,7 @@ _READ_HINT = "choose a photo file (JPEG, PNG, WebP, TIFF or BMP)"
 
 @dataclass(eq=False)
 class Job:
-    """One uploaded photo and its enhancement (kept at strength 1)."""
+    """One uploaded photo and its enhancement (kept at strength 1, before the shadow lift)."""
 
     id: str
     name: str
@@ -44,8 +45,9 @@ class Job:
     state: str = "queued"
     progress: float = 0.0
     error: str | None = None
-    enhanced: np.ndarray | None = None  # uint8 RGB, full size, strength 1
-    small_enhanced: np.ndarray | None = None
+    unlifted: np.ndarray | None = None  # uint8 RGB, full size, strength 1, before the shadow lift
+    small_unlifted: np.ndarray | None = None
+    auto_shadows: float | None = None  # the lift's amount in auto, read from the full-size input
     before_png: bytes | None = None
     after_png: collections.OrderedDict = field(default_factory=collections.OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,7 +72,8 @@ class Job:
         return f"{stem}.enhanced{self.ext}"
 
     def status(self) -> dict[str, Any]:
-        return {"state": self.state, "progress": round(float(self.progress), 4), "error": self.error}
+        return {"state": self.state, "progress": round(float(self.progress), 4), "error": self.error,
+                "auto_shadows": None if self.auto_shadows is None else round(self.auto_shadows, 4)}
 
 
 def one_line(text: str) -> str:
@@ -136,8 +139,8 @@ class JobStore:
     """The last ``max_jobs`` jobs, at most ``max_bytes`` kept, and ONE worker thread that enhances them in upload order.
 
     ``enhancer_factory()`` is called once, lazily, on the first job (under a lock); it
-    returns an :class:`~lowlight.inference.enhancer.Enhancer` (or any callable
-    ``(rgb, strength) -> rgb``; a ``progress`` attribute, if it has one, gets tile progress).
+    returns an :class:`~lowlight.inference.enhancer.Enhancer` (its ``progress`` attribute gets
+    tile progress).
     """
 
     def __init__(self, enhancer_factory: Callable[[], Any], max_jobs: int = MAX_JOBS, max_bytes: int | None = None):
@@ -203,9 +206,10 @@ class JobStore:
             enhancer = self.enhancer()
             if hasattr(enhancer, "progress"):
                 enhancer.progress = lambda done, total: setattr(job, "progress", done / max(total, 1))
-            enhanced = enhancer(job.loaded.rgb, 1.0)
-            job.small_enhanced = downscale(enhanced)
-            job.enhanced = enhanced
+            unlifted = enhancer.unlifted(job.loaded.rgb)
+            job.auto_shadows = enhancer.shadow_amount(job.loaded.rgb)
+            job.small_unlifted = downscale(unlifted)
+            job.unlifted = unlifted
             job.progress = 1.0
             job.state = "done"
         except UserError as exc:

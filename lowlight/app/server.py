@@ -7,20 +7,26 @@ API (all errors are JSON ``{"error": "<one line>"}``):
   decoded and checked at once (empty, not an image, animated, over ``max_pixels``
   from the header, as ``lowlight enhance`` does), then queued; returns
   ``{"id", "width", "height", "name"}``;
-- ``GET /api/jobs/{id}``: ``{"state": queued|running|done|failed, "progress": 0..1, "error"}``;
-- ``GET /api/jobs/{id}/before.png`` and ``/after.png?strength=S``: previews, at most
+- ``GET /api/jobs/{id}``: ``{"state": queued|running|done|failed, "progress": 0..1, "error",
+  "auto_shadows"}`` (the shadow lift's amount in auto for this photo, once done);
+- ``GET /api/jobs/{id}/before.png`` and ``/after.png?strength=S&shadows=A``: previews, at most
   :data:`PREVIEW_SIDE` pixels on the long side;
-- ``GET /api/jobs/{id}/download?strength=S``: the full-resolution result, the very
-  pixels (and file: format, EXIF, ICC profile) ``lowlight enhance --strength S`` writes.
+- ``GET /api/jobs/{id}/download?strength=S&shadows=A``: the full-resolution result, the very
+  pixels (and file: format, EXIF, ICC profile) ``lowlight enhance --strength S --shadows A``
+  writes. ``shadows`` left out (or ``auto``) is the command's default, auto.
 
 Refusals: 400 a bad file or name, 413 a photo beyond the memory budget itself, 421/403 a
 request that is not from the app's own page (:mod:`lowlight.app.guard`), 503 with
 ``Retry-After`` while the budget is spent by other photos (:mod:`lowlight.app.budget`), 507 a
 full temporary folder.
 
-Each photo is enhanced once, at strength 1, and kept with its decoded input: any
-strength is then a blend (:func:`lowlight.inference.tiles.apply_strength`), the
-same one the enhancer applies. The store keeps the last :data:`MAX_JOBS` photos.
+Each photo is enhanced once, at strength 1 and up to the shadow lift
+(:meth:`~lowlight.inference.enhancer.Enhancer.unlifted`), and kept with its decoded input:
+any shadows setting is then one lift (:meth:`~lowlight.inference.enhancer.Enhancer.lift`, on
+the preview for a preview) and any strength a blend
+(:func:`lowlight.inference.tiles.apply_strength`), the same steps the enhancer runs. The lift
+reads the photo through a 64-pixel thumbnail, so a preview's lift is the full-size one's,
+downscaled. The store keeps the last :data:`MAX_JOBS` photos.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ __all__ = ["create_app", "PREVIEW_SIDE", "MAX_UPLOAD_BYTES"]
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 1 << 30  # a 50-megapixel 16-bit TIFF is ~300 MB uncompressed
-_PREVIEW_CACHE = 8  # after-previews kept per job (one per strength the slider visited)
+_PREVIEW_CACHE = 8  # after-previews kept per job (one per strength and shadows the sliders visited)
 NAME_MAX = 255  # bytes in a file name on every common file system: the download must be savable
 RETRY_AFTER_S = 10
 
@@ -70,6 +76,23 @@ def _parse_strength(text: str | None) -> float:
         raise ValueError(one_line(str(exc)).replace("--strength ", "strength ", 1)) from None
 
 
+def _parse_shadows(text: str | None) -> float | None:
+    """``shadows``: None for auto (left out, empty or ``auto``), else a number from 0 to SHADOWS_MAX."""
+    from lowlight.inference.enhancer import check_shadows
+
+    if text is None or text in ("", "auto"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = text  # check_shadows refuses it with the usual message
+    try:
+        return check_shadows(value)
+    except ValueError as exc:
+        message = one_line(str(exc)).replace("--shadows ", "shadows ", 1)
+        raise ValueError(message.replace("leave it out for auto", "auto (or leave it out)")) from None
+
+
 router = APIRouter()
 
 
@@ -86,20 +109,22 @@ def _find(request: Request, job_id: str) -> Job | JSONResponse:
     return job
 
 
-def _ready(request: Request, job_id: str, strength: str | None) -> tuple[Job, float] | JSONResponse:
-    """The finished job and the strength asked for, or the one-line error response."""
+def _ready(request: Request, job_id: str, strength: str | None,
+           shadows: str | None) -> tuple[Job, float, float] | JSONResponse:
+    """The finished job, the strength and the shadow lift's amount asked for (auto: the photo's own),
+    or the one-line error response."""
     job = _find(request, job_id)
     if isinstance(job, JSONResponse):
         return job
     try:
-        s = _parse_strength(strength)
+        s, amount = _parse_strength(strength), _parse_shadows(shadows)
     except ValueError as exc:
         return _error(400, str(exc))
     if job.state == "failed":
         return _error(409, job.error or f"{job.name}: enhancing failed")
     if job.state != "done":
         return _error(409, f"{job.name}: not enhanced yet ({job.state}); wait until its state is done")
-    return job, s
+    return job, s, job.auto_shadows if amount is None else amount
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -218,37 +243,40 @@ def before(request: Request, job_id: str):
 
 
 @router.get("/api/jobs/{job_id}/after.png")
-def after(request: Request, job_id: str, strength: str | None = None):
+def after(request: Request, job_id: str, strength: str | None = None, shadows: str | None = None):
     from lowlight.inference.tiles import apply_strength
 
-    found = _ready(request, job_id, strength)
+    found = _ready(request, job_id, strength, shadows)
     if isinstance(found, JSONResponse):
         return found
-    job, s = found
+    job, s, amount = found
+    enhancer = request.app.state.store.enhancer()
     with job.lock:
-        data = job.after_png.get(s)
+        data = job.after_png.get((s, amount))
         if data is None:
-            data = preview_png(apply_strength(job.small, job.small_enhanced, s))
-            job.after_png[s] = data
+            lifted = enhancer.lift(job.small_unlifted, job.small, amount)
+            data = preview_png(apply_strength(job.small, lifted, s))
+            job.after_png[(s, amount)] = data
             while len(job.after_png) > _PREVIEW_CACHE:
                 job.after_png.popitem(last=False)
         else:
-            job.after_png.move_to_end(s)
+            job.after_png.move_to_end((s, amount))
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/api/jobs/{job_id}/download")
-def download(request: Request, job_id: str, strength: str | None = None):
+def download(request: Request, job_id: str, strength: str | None = None, shadows: str | None = None):
     from lowlight.image_writer import save_photo
     from lowlight.imageio import to_pil
     from lowlight.inference.tiles import apply_strength
 
-    found = _ready(request, job_id, strength)
+    found = _ready(request, job_id, strength, shadows)
     if isinstance(found, JSONResponse):
         return found
-    job, s = found
+    job, s, amount = found
     # exactly lowlight.inference.enhancer.enhance on a PIL image, then the CLI's writer (save_photo)
-    img = to_pil(apply_strength(job.loaded.rgb, job.enhanced, s), job.loaded)
+    lifted = request.app.state.store.enhancer().lift(job.unlifted, job.loaded.rgb, amount)
+    img = to_pil(apply_strength(job.loaded.rgb, lifted, s), job.loaded)
     try:
         folder = Path(tempfile.mkdtemp(prefix="lowlight-app-"))
     except OSError as exc:

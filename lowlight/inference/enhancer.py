@@ -45,7 +45,7 @@ from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError
                                          resolve_weights)
 from lowlight.inference.network_input import stack_inputs
 from lowlight.inference.restraint import restrain_exposure
-from lowlight.inference.shadows import FLOOR, lift_shadows
+from lowlight.inference.shadows import FLOOR, auto_amount, lift_shadows
 from lowlight.inference.tiles import (OVERLAP, TILE, TILE_PIXELS, apply_strength, blend_window, even_tile,
                                       padded_pixels, tile_starts, to_uint8)
 
@@ -133,6 +133,12 @@ class Enhancer:
         strength = self.strength if strength is None else check_strength(strength)
         if strength == 0.0:
             return rgb.copy()
+        return apply_strength(rgb, self.lift(self.unlifted(rgb), rgb), strength)
+
+    def unlifted(self, rgb: np.ndarray) -> np.ndarray:
+        """Steps 1-4: the enhanced photo before the shadow lift (uint8 H x W x 3), which :meth:`lift`
+        finishes. The app keeps it, so a move of its shadows slider costs one lift, not a network run."""
+        _check_rgb(rgb)
         mapped = self.map(rgb)
         if self.network is None:
             out = mapped
@@ -142,11 +148,24 @@ class Enhancer:
             out = self._run_tiled(rgb, mapped)
         if self.network is not None and self.exposure_anchor > 0:
             out = anchor_exposure(out, mapped, self.exposure_anchor, self.highlight_knee)
-        if self.network is not None:
-            if self.restrain:
-                out = restrain_exposure(out, rgb)
-            out = lift_shadows(out, rgb, self.shadows, floor=0.0 if self.keep_black else FLOOR)
-        return apply_strength(rgb, out, strength)
+        if self.network is not None and self.restrain:
+            out = restrain_exposure(out, rgb)
+        return out
+
+    def shadow_amount(self, rgb: np.ndarray) -> float:
+        """The shadow lift's amount for ``rgb`` (the input): :attr:`shadows`, or in auto what the
+        gate reads from the photo; 0 without a network (the mapping alone is not lifted)."""
+        if self.network is None:
+            return 0.0
+        return auto_amount(rgb) if self.shadows is None else self.shadows
+
+    def lift(self, unlifted: np.ndarray, rgb: np.ndarray, amount: float | None = None) -> np.ndarray:
+        """Step 5 on :meth:`unlifted`'s output for the input ``rgb``: the shadow lift at ``amount``
+        (None: the enhancer's own, :attr:`shadows`; a number from 0 to ``SHADOWS_MAX`` otherwise)."""
+        if self.network is None:
+            return unlifted
+        amount = self.shadows if amount is None else check_shadows(amount)
+        return lift_shadows(unlifted, rgb, amount, floor=0.0 if self.keep_black else FLOOR)
 
     # ----------------------------------------------------------------- network
 
