@@ -11,7 +11,9 @@
     (``data.extra_clean_holdout``, never trained on) darkened by the training pairs'
     low-light model with uneven light on every draw (``data.degrade`` of params.yaml with
     ``uneven: 1``, seed 0): PSNR / SSIM, and for the shipped weights where the exposure is off
-    (by 4 x 4 cell and reference luma) with the PSNR a corrected exposure would reach;
+    (by 4 x 4 cell and reference luma) with the PSNR a corrected exposure would reach, and the
+    PSNR with the true light field (the degradation's own) divided out of the input first, alone
+    and with one exposure gain after;
 (c) well-lit held-out photos against themselves: the same held-out clean photos plus the
     demo photos (never in the shipped weights' training set): mean PSNR and the count below 25 dB;
 (d) LOL ``val`` (``--lol-prepared``: a prepared LOL folder; pairs whose stem starts with
@@ -158,7 +160,9 @@ def uneven(methods: dict, photos: list[Path], params: Path) -> None:
 
     cfg = replace(load_params(params).data.degrade, uneven=1.0)
     rng = np.random.default_rng(0)
-    pairs = [(darken(h, cfg, rng), h) for h in (_read(p) for p in photos)]
+    drawn = [(darken(h, cfg, rng, return_params=True), h) for h in (_read(p) for p in photos)]
+    pairs = [(low, h) for (low, _), h in drawn]
+    fields = [d.field for (_, d), _ in drawn]
     print(f"\n(b) uneven light, {len(pairs)} held-out photos darkened with data.degrade (uneven 1, seed 0)")
     print(f"{'method':<22} {'PSNR':>6} {'SSIM':>7}")
     errors = {}
@@ -168,11 +172,27 @@ def uneven(methods: dict, photos: list[Path], params: Path) -> None:
               f"{np.mean([ssim(o, h) for o, (_, h) in zip(outs, pairs)]):7.4f}", flush=True)
         if name == "shipped" or name.startswith("shipped@"):
             errors[name] = exposure_error(outs, [h for _, h in pairs])
-    for name, (bands, oracle) in errors.items():
+            known = [fn(without_field(low, field)) for (low, _), field in zip(pairs, fields)]
+            known_psnr = np.mean([psnr(o, h) for o, (_, h) in zip(known, pairs)])
+            errors[name] += ((known_psnr, exposure_error(known, [h for _, h in pairs])[1][0]),)
+    for name, (bands, oracle, known) in errors.items():
         print(f"  {name}: exposure error by 4 x 4 cell, median log2(output / reference mean luma), "
               f"by the reference cell's luma: " + ", ".join(f"{b} {v:+.2f}" for b, v in bands.items()))
         print(f"  {name}: PSNR with the output's exposure corrected to the reference's, one gain "
               f"{oracle[0]:.2f} dB, a gain per cell {oracle[1]:.2f} dB (ceilings of a better exposure decision)")
+        print(f"  {name}: PSNR with the true light field divided out of the input before the tool "
+              f"{known[0]:.2f} dB (what knowing where the light falls would give), and with the output's "
+              f"exposure then corrected with one gain {known[1]:.2f} dB (and knowing how bright the scene was)")
+
+
+def without_field(low: np.ndarray, field) -> np.ndarray:
+    """``low`` (uint8 sRGB) with an illumination field (:mod:`lowlight.data.illumination`, brightest
+    point 1) divided out in linear light: the photo as if its brightest light fell everywhere."""
+    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
+    from lowlight.data.illumination import illumination
+
+    light = illumination(low.shape[0], low.shape[1], field)
+    return np.rint(linear_to_srgb(np.clip(srgb_to_linear(low / 255.0) / light, 0.0, 1.0)) * 255.0).astype(np.uint8)
 
 
 def exposure_error(outs: list[np.ndarray], refs: list[np.ndarray], grid: int = 4):
