@@ -48,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lowlight.app.budget import KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL, MemoryBudget, Reservation, decode_slots
 from lowlight.app.guard import OwnPageOnly
+from lowlight.app.query import parse_shadows, parse_strength
 from lowlight.app.jobs import (MAX_JOBS, PREVIEW_SIDE, Job, JobStore, declared_pixels, decode_upload, downscale,
                                media_type, one_line, preview_png)
 from lowlight.imageio import MAX_PIXELS, READ_EXTENSIONS, ImageError
@@ -59,38 +60,6 @@ MAX_UPLOAD_BYTES = 1 << 30  # a 50-megapixel 16-bit TIFF is ~300 MB uncompressed
 _PREVIEW_CACHE = 8  # after-previews kept per job (one per strength and shadows the sliders visited)
 NAME_MAX = 255  # bytes in a file name on every common file system: the download must be savable
 RETRY_AFTER_S = 10
-
-
-def _parse_strength(text: str | None) -> float:
-    from lowlight.inference.enhancer import check_strength
-
-    if text is None or text == "":
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = text  # check_strength refuses it with the usual message
-    try:
-        return check_strength(value)
-    except ValueError as exc:
-        raise ValueError(one_line(str(exc)).replace("--strength ", "strength ", 1)) from None
-
-
-def _parse_shadows(text: str | None) -> float | None:
-    """``shadows``: None for auto (left out, empty or ``auto``), else a number from 0 to SHADOWS_MAX."""
-    from lowlight.inference.enhancer import check_shadows
-
-    if text is None or text in ("", "auto"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = text  # check_shadows refuses it with the usual message
-    try:
-        return check_shadows(value)
-    except ValueError as exc:
-        message = one_line(str(exc)).replace("--shadows ", "shadows ", 1)
-        raise ValueError(message.replace("leave it out for auto", "auto (or leave it out)")) from None
 
 
 router = APIRouter()
@@ -117,7 +86,7 @@ def _ready(request: Request, job_id: str, strength: str | None,
     if isinstance(job, JSONResponse):
         return job
     try:
-        s, amount = _parse_strength(strength), _parse_shadows(shadows)
+        s, amount = parse_strength(strength), parse_shadows(shadows)
     except ValueError as exc:
         return _error(400, str(exc))
     if job.state == "failed":

@@ -38,12 +38,12 @@ import numpy as np
 
 from lowlight.config import HistmapConfig, from_dict
 from lowlight.imageio import MAX_PIXELS, too_large
-from lowlight.inference import shipped
 from lowlight.inference.exposure import KNEE, anchor_exposure
 from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_shadows,
                                          check_strength, checkpoint_anchor, default_weights, resolve_device,
                                          resolve_weights)
 from lowlight.inference.network_input import stack_inputs
+from lowlight.inference.pipeline_weights import checkpoint_network, fitted_quantile_model
 from lowlight.inference.restraint import restrain_exposure
 from lowlight.inference.shadows import FLOOR, auto_amount, lift_shadows
 from lowlight.inference.tiles import (OVERLAP, TILE, TILE_PIXELS, apply_strength, blend_window, even_tile,
@@ -94,7 +94,7 @@ class Enhancer:
 
             qm = load_quantile_model(quantile_model)
         else:
-            qm = _fitted_quantile_model(Path(quantile_model))
+            qm = fitted_quantile_model(Path(quantile_model))
         net, inputs, raw_histmap = None, "low+mapped", None
         if checkpoint is not None and Path(checkpoint).suffix == ".onnx":
             from lowlight.inference.onnx_models import load_network
@@ -103,7 +103,7 @@ class Enhancer:
             inputs, raw_histmap = net.inputs, net.histmap
             kwargs.setdefault("exposure_anchor", check_anchor(net.exposure_anchor, f"{checkpoint}: exposure_anchor"))
         elif checkpoint is not None:
-            net, meta = _checkpoint_network(Path(checkpoint), device)
+            net, meta = checkpoint_network(Path(checkpoint), device)
             inputs, raw_histmap = net.inputs, (meta.get("params") or {}).get("histmap")
             kwargs.setdefault("exposure_anchor", checkpoint_anchor(Path(checkpoint), meta))
         if histmap is None and raw_histmap:
@@ -230,31 +230,6 @@ class Enhancer:
                 result[top:bottom] = to_uint8(band[:bottom - top, :w])
             carry_acc, carry_weight = acc[done:], weight[done:]
         return result
-
-
-def _fitted_quantile_model(path: Path):
-    """A ``.ubj`` quantile model, read with XGBoost (the pipeline extra)."""
-    from lowlight.histbranch.quantiles import QuantileModel
-
-    try:
-        return QuantileModel.load(path, trusted_sha256=frozenset({shipped.QUANTILE_MODEL_SHA256}))
-    except ImportError as exc:
-        raise EnhanceError(f"{path}: an XGBoost model needs XGBoost ({exc}); use its exported .onnx, or "
-                           "pip install 'lowlight[pipeline]'") from None
-
-
-def _checkpoint_network(path: Path, device: str):
-    """A ``.pt`` checkpoint's network as a PyTorch runner, and its description (the pipeline extra)."""
-    try:
-        from lowlight.models.checkpoint import load_checkpoint
-        from lowlight.models.torch_runner import TorchNetwork
-    except ImportError as exc:
-        raise EnhanceError(f"{path}: a PyTorch checkpoint needs PyTorch ({exc}); use its exported .onnx, or "
-                           "pip install 'lowlight[pipeline]'") from None
-    model, meta = load_checkpoint(path, device=device)
-    runner = TorchNetwork(model, meta.get("inputs", "low+mapped"), device)
-    runner.meta = meta  # what the export writes beside the graph
-    return runner, meta
 
 
 def _check_rgb(rgb: np.ndarray) -> None:
