@@ -115,9 +115,10 @@ def selection(args, cfg, enhancer, shipped, lol_train, lol_val) -> None:
         cells += [self_scores.mean(), int((self_scores < 25).sum())] + _lol(enhancer, lol_val)
         return cells
 
-    def show(name, cells):
-        print(f"{name:<20}" + "".join(f"{v:8.4f}" if isinstance(v, float) and v < 1 else f"{v:8.2f}"
-                                      if isinstance(v, float) else f"{v:8d}" for v in cells), flush=True)
+    def show(name, cells):  # SSIM to 4 places, counts as whole numbers (a mean of counts to 1 place)
+        print(f"{name:<20}" + "".join(f"{v:8.4f}" if i in (6, 10) else f"{v:8d}" if isinstance(v, int)
+                                      else f"{v:8.1f}" if i in (8, 12) else f"{v:8.2f}" for i, v in enumerate(cells)),
+              flush=True)
 
     show("shipped", row("shipped", shipped))
     for emax in args.arms:

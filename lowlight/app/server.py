@@ -48,9 +48,9 @@ from starlette.concurrency import run_in_threadpool
 
 from lowlight.app.budget import KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL, MemoryBudget, Reservation, decode_slots
 from lowlight.app.guard import OwnPageOnly
-from lowlight.app.query import parse_shadows, parse_strength
 from lowlight.app.jobs import (MAX_JOBS, PREVIEW_SIDE, Job, JobStore, declared_pixels, decode_upload, downscale,
                                media_type, one_line, preview_png)
+from lowlight.app.query import parse_shadows, parse_strength
 from lowlight.imageio import MAX_PIXELS, READ_EXTENSIONS, ImageError
 
 __all__ = ["create_app", "PREVIEW_SIDE", "MAX_UPLOAD_BYTES"]
