@@ -54,15 +54,6 @@ def estimated_field(low: np.ndarray, radius: int) -> np.ndarray:
     return np.asarray(Image.fromarray(env, mode="F").resize((w, h), Image.BILINEAR))
 
 
-def divided(low: np.ndarray, light: np.ndarray, k: float) -> np.ndarray:
-    """``low`` (uint8 sRGB) with ``light`` (H x W or H x W x 3) divided out in linear light, to the power ``k``."""
-    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
-
-    light = light if light.ndim == 3 else light[..., None]
-    lin = srgb_to_linear(low / 255.0) / light ** k
-    return np.rint(linear_to_srgb(np.clip(lin, 0.0, 1.0)) * 255.0).astype(np.uint8)
-
-
 def sets(args):
     """The selection sets of exposure_restraint_ablation.py, drawn the same way, with the uneven set's fields."""
     from lowlight.config import load_params
@@ -102,10 +93,12 @@ def main(argv=None) -> None:
     data = sets(args)
     rows = {"shipped": lambda low, field: low}
     for k in args.powers:
-        rows[f"true field, k {k:g}"] = (lambda k: lambda low, field: None if field is None else divided(low, field, k))(k)
+        rows[f"true field, k {k:g}"] = (lambda k: lambda low, field: None if field is None
+                                        else measures.without_light(low, field, k))(k)
     for r in args.radii:
         for k in args.powers:
-            rows[f"estimated, r {r}, k {k:g}"] = (lambda r, k: lambda low, field: divided(low, estimated_field(low, r), k))(r, k)
+            rows[f"estimated, r {r}, k {k:g}"] = (lambda r, k: lambda low, field: measures.without_light(
+                low, estimated_field(low, r), k))(r, k)
     print("PSNR / SSIM (well-lit: PSNR and how many of the 40 under 25 dB): " + ", ".join(data))
     print(f"{'row':<24}" + "".join(f"{name:>22}" for name in data))
     for name, prepare in rows.items():

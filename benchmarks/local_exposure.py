@@ -100,11 +100,22 @@ def _read(path: Path) -> np.ndarray:
 BRACKETS = (0.5, 2.0)  # exposure factors in linear light for (a)'s brackets: one stop under and over
 
 
+def _linear(rgb: np.ndarray) -> np.ndarray:
+    from lowlight.data.degrade import srgb_to_linear
+
+    return srgb_to_linear(rgb / 255.0)
+
+
+def _srgb8(linear: np.ndarray) -> np.ndarray:
+    """Linear light back to uint8 sRGB, clipped to [0, 1] first."""
+    from lowlight.data.degrade import linear_to_srgb
+
+    return np.rint(linear_to_srgb(np.clip(linear, 0.0, 1.0)) * 255.0).astype(np.uint8)
+
+
 def bracket(rgb: np.ndarray, factor: float) -> np.ndarray:
     """``rgb`` (uint8 sRGB) as if shot at ``factor`` times the exposure: scaled in linear light, clipped."""
-    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
-
-    return np.rint(linear_to_srgb(np.clip(srgb_to_linear(rgb / 255.0) * factor, 0.0, 1.0)) * 255.0).astype(np.uint8)
+    return _srgb8(_linear(rgb) * factor)
 
 
 def real_dark(methods: dict, folder: Path, brackets: tuple[float, ...] = BRACKETS) -> None:
@@ -188,11 +199,16 @@ def uneven(methods: dict, photos: list[Path], params: Path) -> None:
 def without_field(low: np.ndarray, field) -> np.ndarray:
     """``low`` (uint8 sRGB) with an illumination field (:mod:`lowlight.data.illumination`, brightest
     point 1) divided out in linear light: the photo as if its brightest light fell everywhere."""
-    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
     from lowlight.data.illumination import illumination
 
-    light = illumination(low.shape[0], low.shape[1], field)
-    return np.rint(linear_to_srgb(np.clip(srgb_to_linear(low / 255.0) / light, 0.0, 1.0)) * 255.0).astype(np.uint8)
+    return without_light(low, illumination(low.shape[0], low.shape[1], field))
+
+
+def without_light(low: np.ndarray, light: np.ndarray, k: float = 1.0) -> np.ndarray:
+    """``low`` (uint8 sRGB) with ``light`` (H x W or H x W x 3, brightest 1) divided out in linear
+    light, to the power ``k``."""
+    light = light if light.ndim == 3 else light[..., None]
+    return _srgb8(_linear(low) / (light if k == 1.0 else light ** k))
 
 
 def exposure_error(outs: list[np.ndarray], refs: list[np.ndarray], grid: int = 4):
