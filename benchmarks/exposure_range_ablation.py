@@ -16,7 +16,8 @@ one gain to the reference's mean, its output would score 29-32 dB, not 20.
    same fixed exposures (seed 0): the figure to check a choice on, never to make it.
 
     python benchmarks/exposure_range_ablation.py --lol-prepared DIR [--arms 0.125 0.5]
-    python benchmarks/exposure_range_ablation.py --lol-prepared DIR --heldout models/quantiles.ubj
+    python benchmarks/exposure_range_ablation.py --lol-prepared DIR --heldout models/quantiles.ubj \
+        [--weights models/model.pt]
 """
 
 from __future__ import annotations
@@ -131,12 +132,19 @@ def selection(args, cfg, enhancer, shipped, lol_train, lol_val) -> None:
 
 def heldout(args, cfg, enhancer, shipped, lol_val) -> None:
     from lowlight.histbranch.quantiles import QuantileModel
+    from lowlight.inference.enhancer import Enhancer
+    from lowlight.inference.shipped import QUANTILE_MODEL, WEIGHTS_DIR
 
     photos = [measures._read(p) for p in measures._heldout(args.clean, args.holdout)]
     print(f"\nheld-out: {len(photos)} photos darkened evenly at fixed exposures (seed 0), and LOL val")
     heads = [f"e {e:g}" for e in EXPOSURES] + ["LOL val", "SSIM", "refs", "< 25"]
     print(f"{'booster':<28}" + "".join(f"{h:>8}" for h in heads))
-    for name, qm in [("shipped", shipped)] + [(str(p), QuantileModel.load(p)) for p in args.heldout]:
+    rows = [("shipped", enhancer, shipped)]
+    if args.weights:  # the given boosters with this network instead of the shipped one
+        enhancer = Enhancer.from_files(WEIGHTS_DIR / QUANTILE_MODEL, args.weights, device="cpu")
+    rows += [(str(p) + (f" + {args.weights.name}" if args.weights else ""), enhancer, QuantileModel.load(p))
+             for p in args.heldout]
+    for name, enhancer, qm in rows:
         enhancer.quantile_model = qm
         cells = _sweep(enhancer, photos, np.random.default_rng(0), cfg) + _lol(enhancer, lol_val)
         print(f"{name[-28:]:<28}" + "".join(f"{v:8.2f}" if i != 6 else f"{v:8.4f}" for i, v in enumerate(cells[:-1]))
@@ -151,6 +159,7 @@ def main(argv=None) -> None:
     ap.add_argument("--params", type=Path, default=measures.ROOT / "params.yaml", help="data.degrade")
     ap.add_argument("--arms", type=float, nargs="*", default=list(ARMS))
     ap.add_argument("--heldout", type=Path, nargs="*", help="score these boosters on the held-out photos instead")
+    ap.add_argument("--weights", type=Path, help="with --heldout: run the given boosters with this network")
     args = ap.parse_args(argv)
 
     import torch
