@@ -107,7 +107,7 @@ def test_page_is_served(server):
     code, headers, body = server.request("/")
     assert code == 200 and headers["content-type"].startswith("text/html")
     page = body.decode()
-    for marker in ('class="strength"', 'class="shadows"', 'class="auto"', 'class="split"', 'class="download"', 'id="files"', "data-state"):
+    for marker in ('class="strength"', 'class="exposure"', 'class="shadows"', 'class="auto"', 'class="split"', 'class="download"', 'id="files"', "data-state"):
         assert marker in page
     assert "http://" not in page and "https://" not in page  # no CDN, no external assets
 
@@ -252,6 +252,35 @@ def test_the_shadows_setting_is_one_lift_and_matches_the_cli(request, tmp_path):
     code, _, body = server.request(f"/api/jobs/{job['id']}/download?shadows=")  # empty: auto, as left out
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))),
                                   np.asarray(enhance(Image.open(src), enhancer=lifting)))
+
+
+def test_the_exposure_setting_is_one_table_and_matches_the_cli(request, tmp_path):
+    lifting = Enhancer(StubQuantiles(), PassThroughNetwork())
+    server = _serve(request, lifting)
+    src = _crushed_png(tmp_path)
+    job = server.upload(src.name, src.read_bytes())[1]
+    server.wait_done(job["id"])
+    means = []
+    for ev in ("-1", "0", "0.7", "3"):
+        code, _, body = server.request(f"/api/jobs/{job['id']}/download?strength=0.8&exposure={ev}")
+        assert code == 200, body
+        have = np.asarray(Image.open(io.BytesIO(body)))
+        # what `lowlight enhance --strength 0.8 --exposure EV` writes
+        cli = Enhancer(StubQuantiles(), PassThroughNetwork(), exposure=float(ev))
+        np.testing.assert_array_equal(have, np.asarray(enhance(Image.open(src), enhancer=cli, strength=0.8)))
+        code, _, body = server.request(f"/api/jobs/{job['id']}/after.png?strength=0.8&exposure={ev}")
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")), have)
+        means.append(have.mean())
+    assert means == sorted(means) and means[0] < means[-1]
+    code, _, body = server.request(f"/api/jobs/{job['id']}/download?exposure=")  # empty: 0, as left out
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))),
+                                  np.asarray(enhance(Image.open(src), enhancer=lifting)))
+    for bad in ("3.5", "-4", "nan", "bright"):
+        for path in ("download", "after.png"):
+            code, _, body = server.request(f"/api/jobs/{job['id']}/{path}?exposure={bad}")
+            error = json.loads(body)["error"]
+            assert code == 400 and "\n" not in error and error.startswith("exposure "), error
+            assert "stops from -3 to 3" in error and "--exposure" not in error
 
 
 @pytest.mark.parametrize("shadows", ["3", "-1", "inf", "lots"])

@@ -1,5 +1,5 @@
-"""``lowlight app`` in a real headless Chromium: upload, wait, move the strength slider with the
-keyboard, download, and compare the file with what ``lowlight enhance`` writes.
+"""``lowlight app`` in a real headless Chromium: upload, wait, move the strength, exposure and shadows
+sliders with the keyboard, download, and compare the file with what ``lowlight enhance`` writes.
 
 Needs selenium and the system's chromium + chromedriver (never downloaded here); skipped
 without them. LOWLIGHT_SCREENSHOTS=1 also saves docs/app.png (a larger second photo, so the
@@ -182,7 +182,15 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
         assert shadows_label.text == "auto 0.45" and not auto.is_enabled()
         link = card.find_element(By.CSS_SELECTOR, "a.download")
         job_id = card.get_attribute("data-id")
-        assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5&shadows=auto")
+        assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5&exposure=0&shadows=auto")
+        # exposure: 0 -> +0.5 EV with the keyboard
+        exposure = card.find_element(By.CSS_SELECTOR, "input.exposure")
+        exposure_label = card.find_element(By.CSS_SELECTOR, ".exposure-value")
+        assert exposure.get_attribute("value") == "0" and exposure_label.text == "0 EV"
+        for _ in range(5):
+            exposure.send_keys(Keys.RIGHT)
+        assert exposure.get_attribute("value") == "0.5" and exposure_label.text == "+0.5 EV"
+        assert link.get_attribute("href").endswith("download?strength=0.5&exposure=0.5&shadows=auto")
         shadows.send_keys(Keys.HOME)
         assert shadows.get_attribute("value") == "0" and shadows_label.text == "0" and auto.is_enabled()
         auto.click()
@@ -192,7 +200,7 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
         for _ in range(10):
             shadows.send_keys(Keys.RIGHT)
         assert shadows.get_attribute("value") == "0.5" and shadows_label.text == "0.5"
-        assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5&shadows=0.5")
+        assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5&exposure=0.5&shadows=0.5")
         assert link.get_attribute("download") is not None
 
         # the split moves the clip of the after image
@@ -229,7 +237,7 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
 
     cli_out = tmp_path / "cli"
     subprocess.run([sys.executable, "-m", "lowlight", "enhance", str(src), "-o", str(cli_out), "--strength", "0.5",
-                    "--shadows", "0.5", "-q"], check=True, cwd=REPO, env=_env(), timeout=300)
+                    "--exposure", "0.5", "--shadows", "0.5", "-q"], check=True, cwd=REPO, env=_env(), timeout=300)
     want = np.asarray(Image.open(cli_out / src.name))
     have = np.asarray(Image.open(got))
     assert have.shape == want.shape == (48, 64, 3)

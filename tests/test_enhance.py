@@ -169,6 +169,29 @@ def test_the_shadow_lift_runs_once_on_the_whole_output_with_the_amount_of_shadow
         replace(enhancer, shadows=-1)
 
 
+def test_the_exposure_compensation_comes_before_the_shadow_lift(enhancer, monkeypatch):
+    from dataclasses import replace
+
+    import lowlight.inference.enhancer as enhancer_module
+    from lowlight.inference.exposure import compensation_table
+
+    low = darken(synthetic_photo(40, 56, seed=5), 0.03)
+    seen = []
+    monkeypatch.setattr(enhancer_module, "lift_shadows", lambda out, photo, amount, floor: seen.append(out) or out)
+    base = replace(enhancer, shadows=0.0)(low)
+    for ev in (-1.0, 0.5, 2.0):
+        out = replace(enhancer, shadows=0.0, exposure=ev)(low)
+        assert np.array_equal(seen[-1], compensation_table(ev)[base]) and np.array_equal(out, seen[-1])
+    assert (replace(enhancer, exposure=-1.0)(low).mean() < base.mean()
+            < replace(enhancer, exposure=1.0)(low).mean())
+    assert np.array_equal(replace(enhancer, exposure=2.0, strength=0.0)(low), low)  # strength 0: the input
+    unlifted = enhancer.unlifted(low)
+    assert np.array_equal(enhancer.lift(unlifted, low, 0.0, 0.5), replace(enhancer, shadows=0.0, exposure=0.5)(low))
+    for bad in (-3.1, 3.5, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="--exposure .*stops from -3 to 3"):
+            replace(enhancer, exposure=bad)
+
+
 def test_api_kinds(enhancer):
     low = darken(synthetic_photo(24, 32, seed=2), 0.05)
     rgb_out = enhance(low, enhancer=enhancer)

@@ -12,7 +12,8 @@ import torch
 from lowlight.config import ConfigError, TrainConfig
 from lowlight.evaluation.scores import grey_mean
 from lowlight.inference.enhancer import EnhanceError, Enhancer
-from lowlight.inference.exposure import KNEE, MAX_GAIN, anchor_exposure, exposure_gain, shoulder_table
+from lowlight.inference.exposure import (KNEE, MAX_GAIN, anchor_exposure, compensate_exposure, compensation_table,
+                                        exposure_gain, shoulder_table)
 from lowlight.models import build_model
 from lowlight.models.checkpoint import save_checkpoint
 
@@ -89,6 +90,33 @@ def test_shoulder_holds_a_bright_sky_a_plain_gain_clips():
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="highlight knee must be between 0 and 1"):
             shoulder_table(1.2, bad)
+
+
+@pytest.mark.parametrize("ev", [-3.0, -1.0, -0.3, 0.3, 1.0, 2.0, 3.0])
+def test_exposure_compensation_is_stops_of_linear_light(ev):
+    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
+
+    table = compensation_table(ev).astype(int)
+    assert np.all(np.diff(table) >= 0) and table[0] == 0  # the order of tones; black stays black
+    exact = np.rint(255 * linear_to_srgb(np.minimum(srgb_to_linear(np.arange(256) / 255) * 2.0 ** ev, 1.0)))
+    below = (exact < KNEE * 255 - 1) | (ev < 0)  # exact in linear light up to the knee (darkening: everywhere)
+    assert np.array_equal(table[below], exact[below])
+    if ev > 0:
+        assert table[255] == 255 and np.all(table >= np.arange(256))  # white stays white; it only brightens
+        clipped = exact == 255  # a plain gain merges these into white; the shoulder keeps some apart
+        assert len(np.unique(table[clipped])) >= min(clipped.sum() - 1, 6)
+    else:
+        assert np.all(table <= np.arange(256))
+
+
+def test_exposure_compensation_on_a_photo():
+    rgb = synthetic_photo(20, 24, seed=4)
+    kept = rgb.copy()
+    assert compensate_exposure(rgb, 0.0) is rgb  # 0: the tool's own exposure, no copy
+    up = compensate_exposure(rgb, 1.0)
+    assert np.array_equal(up, compensation_table(1.0)[rgb]) and np.array_equal(rgb, kept)
+    assert compensation_table(1.0)[119] == 164  # mid-grey, one stop up (the linear light doubled)
+    assert compensation_table(-1.0)[164] == 119
 
 
 def test_config_needs_the_mapped_image():

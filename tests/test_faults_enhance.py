@@ -163,6 +163,31 @@ def test_shadows_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, mo
     assert not (tmp_path / "bad").exists()
 
 
+def test_exposure_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, monkeypatch):
+    from enhance_stub import stub_enhancer
+
+    from lowlight.cli import enhance as cli_enhance
+
+    src = _photo(tmp_path / "a.png", size=(10, 12))
+    recorded = []
+
+    def recording(args, q, w):
+        recorded.append(args.exposure)
+        return stub_enhancer(args, q, w)
+
+    for ev in (None, "-1.5", "0.5", "3"):
+        with monkeypatch.context() as mp:
+            mp.setattr(cli_enhance, "_load_enhancer", recording)
+            flags = [] if ev is None else [f"--exposure={ev}"]
+            assert main(["enhance", str(src), "-o", str(tmp_path / f"r{ev}"), "-q", *flags]) == 0
+    assert recorded == [0.0, -1.5, 0.5, 3.0]
+    for bad in ("-3.5", "4", "nan", "inf", "bright"):
+        code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / "bad", f"--exposure={bad}"])
+        line = _one_error_line(err)
+        assert code == 2 and "--exposure" in line and "-3 to 3" in line and "stops" in line, line
+    assert not (tmp_path / "bad").exists()
+
+
 def test_keep_black_reaches_the_enhancer(tmp_path, monkeypatch):
     from enhance_stub import stub_enhancer
 

@@ -1,4 +1,4 @@
-"""The settings a page request carries, ``strength`` and ``shadows``, checked as ``lowlight enhance``
+"""The settings a page request carries, ``strength``, ``exposure`` and ``shadows``, checked as ``lowlight enhance``
 checks its flags; a bad one is a ValueError of one line that names the query parameter."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from lowlight.app.jobs import one_line
 
-__all__ = ["parse_strength", "parse_shadows"]
+__all__ = ["parse_strength", "parse_exposure", "parse_shadows"]
 
 
 def _parse(text: str, check: Callable, name: str):
@@ -27,6 +27,13 @@ def parse_strength(text: str | None) -> float:
     from lowlight.inference.enhancer import check_strength
 
     return 1.0 if text is None or text == "" else _parse(text, check_strength, "strength")
+
+
+def parse_exposure(text: str | None) -> float:
+    """``exposure``: 0 stops when left out or empty, else a number from -EXPOSURE_MAX to EXPOSURE_MAX."""
+    from lowlight.inference.enhancer import check_exposure
+
+    return 0.0 if text is None or text == "" else _parse(text, check_exposure, "exposure")
 
 
 def parse_shadows(text: str | None) -> float | None:

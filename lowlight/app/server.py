@@ -9,11 +9,12 @@ API (all errors are JSON ``{"error": "<one line>"}``):
   ``{"id", "width", "height", "name"}``;
 - ``GET /api/jobs/{id}``: ``{"state": queued|running|done|failed, "progress": 0..1, "error",
   "auto_shadows"}`` (the shadow lift's amount in auto for this photo, once done);
-- ``GET /api/jobs/{id}/before.png`` and ``/after.png?strength=S&shadows=A``: previews, at most
-  :data:`PREVIEW_SIDE` pixels on the long side;
-- ``GET /api/jobs/{id}/download?strength=S&shadows=A``: the full-resolution result, the very
-  pixels (and file: format, EXIF, ICC profile) ``lowlight enhance --strength S --shadows A``
-  writes. ``shadows`` left out (or ``auto``) is the command's default, auto.
+- ``GET /api/jobs/{id}/before.png`` and ``/after.png?strength=S&exposure=EV&shadows=A``: previews,
+  at most :data:`PREVIEW_SIDE` pixels on the long side;
+- ``GET /api/jobs/{id}/download?strength=S&exposure=EV&shadows=A``: the full-resolution result,
+  the very pixels (and file: format, EXIF, ICC profile) ``lowlight enhance --strength S
+  --exposure EV --shadows A`` writes. ``shadows`` left out (or ``auto``) is the command's
+  default, auto; ``exposure`` left out is 0.
 
 Refusals: 400 a bad file or name, 413 a photo beyond the memory budget itself, 421/403 a
 request that is not from the app's own page (:mod:`lowlight.app.guard`), 503 with
@@ -22,7 +23,7 @@ full temporary folder.
 
 Each photo is enhanced once, at strength 1 and up to the shadow lift
 (:meth:`~lowlight.inference.enhancer.Enhancer.unlifted`), and kept with its decoded input:
-any shadows setting is then one lift (:meth:`~lowlight.inference.enhancer.Enhancer.lift`, on
+any exposure and shadows setting is then one table lookup and one lift (:meth:`~lowlight.inference.enhancer.Enhancer.lift`, on
 the preview for a preview) and any strength a blend
 (:func:`lowlight.inference.tiles.apply_strength`), the same steps the enhancer runs. The lift
 reads the photo through a 64-pixel thumbnail, so a preview's lift is the full-size one's,
@@ -50,7 +51,7 @@ from lowlight.app.budget import KEPT_BYTES_PER_PIXEL, WORK_BYTES_PER_PIXEL, Memo
 from lowlight.app.guard import OwnPageOnly
 from lowlight.app.jobs import (MAX_JOBS, PREVIEW_SIDE, Job, JobStore, declared_pixels, decode_upload, downscale,
                                media_type, one_line, preview_png)
-from lowlight.app.query import parse_shadows, parse_strength
+from lowlight.app.query import parse_exposure, parse_shadows, parse_strength
 from lowlight.imageio import MAX_PIXELS, READ_EXTENSIONS, ImageError
 
 __all__ = ["create_app", "PREVIEW_SIDE", "MAX_UPLOAD_BYTES"]
@@ -78,22 +79,22 @@ def _find(request: Request, job_id: str) -> Job | JSONResponse:
     return job
 
 
-def _ready(request: Request, job_id: str, strength: str | None,
-           shadows: str | None) -> tuple[Job, float, float] | JSONResponse:
-    """The finished job, the strength and the shadow lift's amount asked for (auto: the photo's own),
-    or the one-line error response."""
+def _ready(request: Request, job_id: str, strength: str | None, shadows: str | None,
+           exposure: str | None) -> tuple[Job, float, float, float] | JSONResponse:
+    """The finished job, the strength, the shadow lift's amount asked for (auto: the photo's own) and the
+    exposure compensation, or the one-line error response."""
     job = _find(request, job_id)
     if isinstance(job, JSONResponse):
         return job
     try:
-        s, amount = parse_strength(strength), parse_shadows(shadows)
+        s, amount, ev = parse_strength(strength), parse_shadows(shadows), parse_exposure(exposure)
     except ValueError as exc:
         return _error(400, str(exc))
     if job.state == "failed":
         return _error(409, job.error or f"{job.name}: enhancing failed")
     if job.state != "done":
         return _error(409, f"{job.name}: not enhanced yet ({job.state}); wait until its state is done")
-    return job, s, job.auto_shadows if amount is None else amount
+    return job, s, job.auto_shadows if amount is None else amount, ev
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -212,39 +213,41 @@ def before(request: Request, job_id: str):
 
 
 @router.get("/api/jobs/{job_id}/after.png")
-def after(request: Request, job_id: str, strength: str | None = None, shadows: str | None = None):
+def after(request: Request, job_id: str, strength: str | None = None, shadows: str | None = None,
+          exposure: str | None = None):
     from lowlight.inference.tiles import apply_strength
 
-    found = _ready(request, job_id, strength, shadows)
+    found = _ready(request, job_id, strength, shadows, exposure)
     if isinstance(found, JSONResponse):
         return found
-    job, s, amount = found
+    job, s, amount, ev = found
     enhancer = request.app.state.store.enhancer()
     with job.lock:
-        data = job.after_png.get((s, amount))
+        data = job.after_png.get((s, amount, ev))
         if data is None:
-            lifted = enhancer.lift(job.small_unlifted, job.small, amount)
+            lifted = enhancer.lift(job.small_unlifted, job.small, amount, ev)
             data = preview_png(apply_strength(job.small, lifted, s))
-            job.after_png[(s, amount)] = data
+            job.after_png[(s, amount, ev)] = data
             while len(job.after_png) > _PREVIEW_CACHE:
                 job.after_png.popitem(last=False)
         else:
-            job.after_png.move_to_end((s, amount))
+            job.after_png.move_to_end((s, amount, ev))
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/api/jobs/{job_id}/download")
-def download(request: Request, job_id: str, strength: str | None = None, shadows: str | None = None):
+def download(request: Request, job_id: str, strength: str | None = None, shadows: str | None = None,
+             exposure: str | None = None):
     from lowlight.image_writer import save_photo
     from lowlight.imageio import to_pil
     from lowlight.inference.tiles import apply_strength
 
-    found = _ready(request, job_id, strength, shadows)
+    found = _ready(request, job_id, strength, shadows, exposure)
     if isinstance(found, JSONResponse):
         return found
-    job, s, amount = found
+    job, s, amount, ev = found
     # exactly lowlight.inference.enhancer.enhance on a PIL image, then the CLI's writer (save_photo)
-    lifted = request.app.state.store.enhancer().lift(job.unlifted, job.loaded.rgb, amount)
+    lifted = request.app.state.store.enhancer().lift(job.unlifted, job.loaded.rgb, amount, ev)
     img = to_pil(apply_strength(job.loaded.rgb, lifted, s), job.loaded)
     try:
         folder = Path(tempfile.mkdtemp(prefix="lowlight-app-"))

@@ -64,6 +64,10 @@ def add_parser(sub) -> None:
     p.add_argument("--shadows", type=_shadows_arg, default=None, metavar="S",
                    help="lift the shadows of dark regions, highlights held: 0 off, 1 the usual amount, up to 2 "
                         "(default: auto, which lifts only photos with many crushed pixels)")
+    p.add_argument("--exposure", type=_number_arg, default=0.0, metavar="EV",
+                   help="exposure compensation in stops, as a raw converter's: 1 doubles the light, -1 halves it, "
+                        "from -3 to 3, highlights rolled off so white stays white; applied before the shadow lift "
+                        "(default: 0, the tool's own exposure)")
     p.add_argument("--keep-black", action="store_true",
                    help="after the shadow lift's gain, leave pitch-black regions (a night sky with no signal) black "
                         "instead of raising them to a deep-shadow floor (level 14 of 255)")
@@ -87,8 +91,11 @@ def add_parser(sub) -> None:
 
 def _shadows_arg(text: str):
     """``auto`` (None) or a number; anything else is kept as text for check_shadows to refuse in one line."""
-    if text.strip().lower() == "auto":
-        return None
+    return None if text.strip().lower() == "auto" else _number_arg(text)
+
+
+def _number_arg(text: str):
+    """A number, or the text as it is for the option's check to refuse in one line."""
     try:
         return float(text)
     except ValueError:
@@ -119,10 +126,12 @@ def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _check_options(args) -> tuple[Path, Path]:
     """Usage errors, before any work: the numbers, the device and the weights files."""
-    from lowlight.inference.enhancer import EnhanceError, check_shadows, check_strength, resolve_device, resolve_weights
+    from lowlight.inference.enhancer import (EnhanceError, check_exposure, check_shadows, check_strength,
+                                            resolve_device, resolve_weights)
 
     check_strength(args.strength)
     check_shadows(args.shadows)
+    check_exposure(args.exposure)
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise EnhanceError(f"--quality {args.quality}: must be from 1 to 100")
     for flag, value in (("--max-pixels", args.max_pixels), ("--tile-pixels", args.tile_pixels)):
@@ -137,7 +146,7 @@ def _load_enhancer(args, quantile_model: Path, weights: Path):
     from lowlight.inference.enhancer import Enhancer
 
     return Enhancer.from_files(quantile_model, weights, device=args.device, tile_pixels=args.tile_pixels,
-                               shadows=args.shadows, keep_black=args.keep_black,
+                               shadows=args.shadows, exposure=args.exposure, keep_black=args.keep_black,
                                progress=TileBar(disable=args.quiet))
 
 

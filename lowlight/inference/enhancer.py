@@ -19,11 +19,14 @@ tiling and device handling live here once:
    nothing the photo did not; the exposure restraint
    (:mod:`lowlight.inference.restraint`) then holds back the brightening of a photo that
    was already normally exposed;
-5. the shadow lift (:mod:`lowlight.inference.shadows`) raises the dark regions of a dark
+5. ``exposure`` (stops, 0 by default) is the person's exposure compensation: the result's
+   linear light times ``2 ** exposure``, highlights rolled off
+   (:func:`lowlight.inference.exposure.compensate_exposure`);
+6. the shadow lift (:mod:`lowlight.inference.shadows`) raises the dark regions of a dark
    photo with a smooth, edge-aware gain, highlights held, then raises what is still pitch
    black to a deep-shadow floor (``keep_black`` leaves it black); ``shadows`` None (auto)
    acts only on photos with many crushed pixels, a number sets the amount (0: off);
-6. ``strength`` blends the result with the input in 8-bit space,
+7. ``strength`` blends the result with the input in 8-bit space,
    ``round(low + s * (enhanced - low))``: 0 gives the input back, 1 (the default) the
    full enhancement, up to :data:`STRENGTH_MAX` brightens further.
 """
@@ -38,10 +41,10 @@ import numpy as np
 
 from lowlight.config import HistmapConfig, from_dict
 from lowlight.imageio import MAX_PIXELS, too_large
-from lowlight.inference.exposure import KNEE, anchor_exposure
-from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_shadows,
-                                         check_strength, checkpoint_anchor, default_weights, resolve_device,
-                                         resolve_weights)
+from lowlight.inference.exposure import KNEE, anchor_exposure, compensate_exposure
+from lowlight.inference.settings import (STRENGTH_MAX, WEIGHTS_DIR, EnhanceError, check_anchor, check_exposure,
+                                         check_shadows, check_strength, checkpoint_anchor, default_weights,
+                                         resolve_device, resolve_weights)
 from lowlight.inference.network_input import stack_inputs
 from lowlight.inference.pipeline_weights import checkpoint_network, fitted_quantile_model
 from lowlight.inference.restraint import restrain_exposure
@@ -51,7 +54,7 @@ from lowlight.inference.tiles import (OVERLAP, TILE, TILE_PIXELS, apply_strength
 
 # the settings' names stay importable from here, where the command line and the app import them
 __all__ = ["Enhancer", "EnhanceError", "enhance", "default_weights", "resolve_weights", "check_strength", "check_shadows",
-           "resolve_device", "WEIGHTS_DIR", "STRENGTH_MAX"]
+           "check_exposure", "resolve_device", "WEIGHTS_DIR", "STRENGTH_MAX"]
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Enhancer:
     strength: float = 1.0  # 0: the input unchanged, 1: the full enhancement (see check_strength)
     exposure_anchor: float = 0.0  # train.exposure_anchor of the checkpoint (lowlight.inference.exposure)
     shadows: float | None = None  # the shadow lift's amount: None = auto (lowlight.inference.shadows), 0 = off
+    exposure: float = 0.0  # the person's exposure compensation in stops (lowlight.inference.exposure); 0 = the tool's
     keep_black: bool = False  # no black floor after the lift's gain: pitch-black regions stay black
     restrain: bool = True  # the exposure restraint (lowlight.inference.restraint); off for its ablation
     highlight_knee: float | None = KNEE  # the anchor's highlight shoulder (lowlight.inference.exposure); None clips
@@ -78,6 +82,7 @@ class Enhancer:
         self.strength = check_strength(self.strength)
         self.exposure_anchor = check_anchor(self.exposure_anchor)
         self.shadows = check_shadows(self.shadows)
+        self.exposure = check_exposure(self.exposure)
         if self.network is not None and not hasattr(self.network, "runtime"):  # a bare torch module
             from lowlight.models.torch_runner import TorchNetwork
 
@@ -159,13 +164,16 @@ class Enhancer:
             return 0.0
         return auto_amount(rgb) if self.shadows is None else self.shadows
 
-    def lift(self, unlifted: np.ndarray, rgb: np.ndarray, amount: float | None = None) -> np.ndarray:
-        """Step 5 on :meth:`unlifted`'s output for the input ``rgb``: the shadow lift at ``amount``
-        (None: the enhancer's own, :attr:`shadows`; a number from 0 to ``SHADOWS_MAX`` otherwise)."""
+    def lift(self, unlifted: np.ndarray, rgb: np.ndarray, amount: float | None = None,
+             exposure: float | None = None) -> np.ndarray:
+        """Steps 5-6 on :meth:`unlifted`'s output for the input ``rgb``: the exposure compensation
+        (None: the enhancer's own, :attr:`exposure`; else stops from -3 to 3), then the shadow lift
+        at ``amount`` (None: :attr:`shadows`; a number from 0 to ``SHADOWS_MAX`` otherwise)."""
+        ev = self.exposure if exposure is None else check_exposure(exposure)
         if self.network is None:
-            return unlifted
+            return compensate_exposure(unlifted, ev)
         amount = self.shadows if amount is None else check_shadows(amount)
-        return lift_shadows(unlifted, rgb, amount, floor=0.0 if self.keep_black else FLOOR)
+        return lift_shadows(compensate_exposure(unlifted, ev), rgb, amount, floor=0.0 if self.keep_black else FLOOR)
 
     # ----------------------------------------------------------------- network
 

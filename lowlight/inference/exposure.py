@@ -20,6 +20,10 @@ converter's highlight shoulder does: tones up to :data:`KNEE` of full scale are 
 exactly and the brighter ones are compressed into what is left, so white stays white, and a
 bright sky or window the photo did not clip is not clipped by the gain (docs/results.md,
 "The highlight shoulder"; ``python benchmarks/highlight_knee_ablation.py``).
+
+The person's own exposure compensation (``lowlight enhance --exposure EV``, the app's
+exposure slider) is :func:`compensate_exposure`: the result times ``2 ** EV`` in linear light,
+as a raw converter's exposure slider, with the same shoulder above the knee.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ import numpy as np
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
 
-__all__ = ["KNEE", "exposure_gain", "anchor_exposure", "grey_mean_u8", "scale_levels", "shoulder_table"]
+__all__ = ["KNEE", "EXPOSURE_MAX", "exposure_gain", "anchor_exposure", "grey_mean_u8", "scale_levels", "shoulder_table",
+           "compensation_table", "compensate_exposure"]
 
 MAX_GAIN = 4.0  # a near-black network output is not scaled up without bound
 KNEE = 0.8  # of full scale: a gain above 1 is exact up to here and rolls off above (chosen on LOL val and train-side photos)
+EXPOSURE_MAX = 3.0  # the exposure compensation's range in stops, either way
 
 
 def grey_mean_u8(rgb: np.ndarray) -> float:
@@ -81,16 +87,47 @@ def shoulder_table(gain: float, knee: float | None = KNEE) -> np.ndarray:
         raise ValueError(f"highlight knee must be between 0 and 1 (of full scale), got {knee}")
     y = np.arange(256, dtype=np.float32) * np.float32(gain)
     if knee is not None and gain > 1.0:
-        x, k, g = np.arange(256, dtype=np.float64) / 255.0, float(knee), float(gain)
-        u = np.clip((g * x - k) / (g - k), 0.0, 1.0)
-        rolled = 255.0 * (k + (1.0 - k) * (1.0 - (1.0 - u) ** ((g - k) / (1.0 - k))))
-        y = np.where(g * x > k, rolled, y).astype(np.float32)
+        gx = np.arange(256, dtype=np.float64) / 255.0 * float(gain)
+        y = np.where(gx > knee, 255.0 * _shoulder(gx, float(knee)), y).astype(np.float32)
     return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def _shoulder(y: np.ndarray, knee: float) -> np.ndarray:
+    """Values ``y`` (white at ``y[-1]`` > 1) kept up to ``knee`` and rolled off above it into
+    ``(knee, 1]``, with the slope 1 at the knee and white at ``y[-1]``."""
+    g = float(y[-1])
+    u = np.clip((y - knee) / (g - knee), 0.0, 1.0)
+    return np.where(y > knee, knee + (1.0 - knee) * (1.0 - (1.0 - u) ** ((g - knee) / (1.0 - knee))), y)
+
+
+def compensation_table(ev: float, knee: float = KNEE) -> np.ndarray:
+    """The 256 sRGB levels with their linear light times ``2 ** ev`` (uint8, rounded).
+
+    A raw converter's exposure: one stop (``ev`` 1) doubles the light, so mid-grey (level 119)
+    goes to level 164 and black stays black. Brightening rolls off above ``knee`` of full scale
+    (the sRGB value, extended past white by the same power law) as :func:`shoulder_table` does,
+    so white stays white and no tone the photo did not clip is clipped; darkening is exact.
+    """
+    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
+
+    y = linear_to_srgb(srgb_to_linear(np.arange(256) / 255.0) * 2.0 ** float(ev))
+    if ev > 0:
+        y = _shoulder(y, knee)
+    return np.clip(np.rint(255.0 * y), 0, 255).astype(np.uint8)
+
+
+def compensate_exposure(rgb: np.ndarray, ev: float) -> np.ndarray:
+    """``rgb`` (uint8) through :func:`compensation_table` (``ev`` stops); ``rgb`` itself for 0."""
+    return rgb if ev == 0 else apply_table(rgb, compensation_table(ev))
 
 
 def scale_levels(out: np.ndarray, gain: float, knee: float | None = None) -> np.ndarray:
     """``out`` (uint8) through :func:`shoulder_table` (``gain``, ``knee``); a new array."""
-    lut = shoulder_table(gain, knee)
+    return apply_table(out, shoulder_table(gain, knee))
+
+
+def apply_table(out: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``out`` (uint8) through a 256-level table, a band of rows at a time; a new array."""
     result = np.empty_like(out)
     rows = max(1, (1 << 20) // max(1, out.shape[1] * 3))  # np.take widens indices: a band at a time
     for y in range(0, out.shape[0], rows):

@@ -12,7 +12,7 @@ from lowlight.errors import UserError
 from lowlight.inference import shipped
 
 __all__ = ["EnhanceError", "WEIGHTS_DIR", "STRENGTH_MAX", "default_weights", "resolve_weights", "resolve_device",
-           "check_strength", "check_shadows", "check_anchor", "checkpoint_anchor", "providers_for"]
+           "check_strength", "check_shadows", "check_exposure", "check_anchor", "checkpoint_anchor", "providers_for"]
 
 WEIGHTS_DIR = shipped.WEIGHTS_DIR
 
@@ -97,6 +97,18 @@ def check_shadows(amount) -> float | None:
         raise EnhanceError(f"--shadows {amount!r}: must be a number from 0 (off) to {SHADOWS_MAX:g}; leave it out "
                            "for auto, which lifts the shadows of dark photos only")
     return float(amount)
+
+
+def check_exposure(ev) -> float:
+    """The exposure compensation ``ev`` (stops, :func:`lowlight.inference.exposure.compensate_exposure`) as a
+    float in [-EXPOSURE_MAX, EXPOSURE_MAX]; anything else is an EnhanceError."""
+    from lowlight.inference.exposure import EXPOSURE_MAX
+
+    ok = isinstance(ev, numbers.Real) and not isinstance(ev, bool) and math.isfinite(ev)
+    if not ok or not -EXPOSURE_MAX <= ev <= EXPOSURE_MAX:
+        raise EnhanceError(f"--exposure {ev!r}: must be a number of stops from -{EXPOSURE_MAX:g} to "
+                           f"{EXPOSURE_MAX:g} (0: the tool's own exposure, 1: twice the light)")
+    return float(ev)
 
 
 def check_anchor(anchor, what: str = "exposure_anchor", fix: str = "") -> float:
