@@ -1,9 +1,9 @@
-"""What a move of ``lowlight app``'s shadows slider costs, on CPU (2 threads).
+"""What a move of ``lowlight app``'s shadows or exposure slider costs, on CPU (2 threads).
 
 Each photo is enhanced once, up to the shadow lift (``Enhancer.unlifted``); the app keeps that
-and its 1280-pixel preview. A shadows setting then costs, per request:
+and its 1280-pixel preview. A shadows or exposure setting then costs, per request:
 
-- a preview (``after.png``): the lift on the preview, the strength blend and the PNG encoding,
+- a preview (``after.png``): the exposure table and the lift on the preview, the strength blend and the PNG encoding,
   the very calls of ``lowlight.app.server.after``;
 - a download: the lift and blend at full size (the file's encoding, the same at any setting, is
   left out).
@@ -63,21 +63,22 @@ def main(argv=None) -> None:
     auto = enhancer.shadow_amount(rgb)
     print(f"{name} at {SIZE[0]} x {SIZE[1]} (preview {small.shape[1]} x {small.shape[0]}), auto amount {auto:.2f}")
 
-    def lift(amount):
-        return lambda: enhancer.lift(small_unlifted, small, amount)
+    def lift(amount, ev):
+        return lambda: enhancer.lift(small_unlifted, small, amount, ev)
 
-    def preview(amount):
-        return lambda: preview_png(apply_strength(small, enhancer.lift(small_unlifted, small, amount), 0.8))
+    def preview(amount, ev):
+        return lambda: preview_png(apply_strength(small, enhancer.lift(small_unlifted, small, amount, ev), 0.8))
 
-    def download(amount):
-        return lambda: apply_strength(rgb, enhancer.lift(unlifted, rgb, amount), 0.8)
+    def download(amount, ev):
+        return lambda: apply_strength(rgb, enhancer.lift(unlifted, rgb, amount, ev), 0.8)
 
     network_ms, = _best_ms([lambda: enhancer.unlifted(rgb)], max(1, args.repeats // 2))
     print(f"the photo, enhanced once up to the lift: {network_ms:.0f} ms (what a shadows setting does not repeat)")
-    print(f"{'shadows':>8} {'lift on the preview':>20} {'preview, with PNG':>18} {'download':>9}  (ms)")
-    for amount in sorted({round(auto, 2), 0.5, 2.0}):
-        times = _best_ms([lift(amount), preview(amount), download(amount)], args.repeats)
-        print(f"{amount:8.2f} {times[0]:20.1f} {times[1]:18.1f} {times[2]:9.0f}")
+    print(f"{'shadows':>8} {'exposure':>9} {'lift on the preview':>20} {'preview, with PNG':>18} {'download':>9}  (ms)")
+    settings = [(amount, 0.0) for amount in sorted({round(auto, 2), 0.5, 2.0})] + [(round(auto, 2), 1.0)]
+    for amount, ev in settings:
+        times = _best_ms([lift(amount, ev), preview(amount, ev), download(amount, ev)], args.repeats)
+        print(f"{amount:8.2f} {ev:+9.1f} {times[0]:20.1f} {times[1]:18.1f} {times[2]:9.0f}")
 
 
 if __name__ == "__main__":

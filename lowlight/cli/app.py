@@ -2,8 +2,9 @@
 
 Serves one page at http://HOST:PORT/ (default http://127.0.0.1:7860/): drop
 photos on it (or choose them), compare before and after with a draggable split,
-set the strength and the shadows (auto, or 0 to 2), and download the full-resolution
-result, the very file ``lowlight enhance --strength S --shadows A`` would write (same
+set the strength, the exposure (-3 to +3 stops) and the shadows (auto, or 0 to 2), and
+download the full-resolution result, the very file ``lowlight enhance --strength S
+--exposure EV --shadows A`` would write (same
 pixels, format, EXIF and ICC profile; GIF inputs come back as PNG). Photos stay on this computer; the app
 keeps the last 20 in memory, within a quarter of the machine's memory. The weights
 are loaded on the first photo. Stop it with Ctrl-C.
