@@ -88,7 +88,7 @@ def test_pyfunc_model_gives_the_cli_pixels(store, tmp_path):
 
     info = mlflow.models.get_model_info(uri)
     assert info.signature is not None
-    assert [c.name for c in info.signature.inputs.inputs] == ["image", "strength"]
+    assert [c.name for c in info.signature.inputs.inputs] == ["image", "strength", "exposure", "shadows"]
     model_dir = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "dl")))
     assert {"input_example.json", "serving_input_example.json"} & {p.name for p in model_dir.iterdir()}
     assert {p.name for p in (model_dir / "artifacts").iterdir()} == {"quantiles.onnx", "model.onnx"}  # the ONNX pair
@@ -117,6 +117,18 @@ def test_pyfunc_model_gives_the_cli_pixels(store, tmp_path):
 
     with pytest.raises(Exception, match="row 1"):
         model.predict(pd.DataFrame({"image": [encode_image(png), encode_image(b"not an image")]}))
+
+    # exposure and shadows as `lowlight enhance --exposure EV --shadows S`; NaN is the default
+    set_ = model.predict(pd.DataFrame({"image": [encode_image(png)] * 2, "strength": [0.8, 0.8],
+                                       "exposure": [0.7, float("nan")], "shadows": [1.5, float("nan")]}))
+    expected = _rgb(Image.open(_cli(png, tmp_path / "cli_set", "--strength", "0.8", "--exposure", "0.7",
+                                    "--shadows", "1.5")))
+    np.testing.assert_array_equal(_rgb(decode_image(set_["image"][0])), expected)
+    assert not np.array_equal(expected, expected_png)
+    np.testing.assert_array_equal(_rgb(decode_image(set_["image"][1])),
+                                  _rgb(Image.open(_cli(png, tmp_path / "cli_08", "--strength", "0.8"))))
+    with pytest.raises(Exception, match="row 0: --exposure 5.0: must be a number of stops"):
+        model.predict(pd.DataFrame({"image": [encode_image(png)], "exposure": [5.0]}))
 
 
 # a light install (numpy, Pillow, onnxruntime) plus MLflow: torch and XGBoost cannot be imported

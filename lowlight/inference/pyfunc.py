@@ -5,7 +5,9 @@ the ``lowlight`` package as code; it predicts in ONNX Runtime, so serving needs 
 (numpy, Pillow, onnxruntime) plus MLflow, no torch or XGBoost, and ``mlflow.pyfunc.load_model(uri).predict(df)`` and
 ``mlflow models serve -m URI`` give the pixels ``lowlight enhance`` gives. Input: a
 DataFrame with a string column ``image`` (base64 of an image file, any format Pillow
-reads) and an optional double column ``strength`` (0..1.5; missing or NaN: 1). Output:
+reads) and optional double columns ``strength`` (0..1.5; missing or NaN: 1), ``exposure``
+(stops, -3..3, as ``lowlight enhance --exposure``; missing or NaN: 0) and ``shadows`` (0..2, as
+``--shadows``; missing or NaN: auto). Output:
 a DataFrame with one string column ``image``, the enhanced image as base64 PNG in the
 input's kind (grey stays grey, alpha is kept, 16-bit grey stays 16-bit).
 """
@@ -36,7 +38,9 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ("onnxruntime", "numpy", "pillow", "pandas", "PyYAML", "tqdm", "mlflow")
 """What the served model needs: pinned as in the repository's requirements.txt where it is there."""
 
-SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "image"), ColSpec("double", "strength", required=False)]),
+SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", "image"), ColSpec("double", "strength", required=False),
+                                          ColSpec("double", "exposure", required=False),
+                                          ColSpec("double", "shadows", required=False)]),
                            outputs=Schema([ColSpec("string", "image")]))
 
 
@@ -70,12 +74,15 @@ def decode_image(b64: str, where: str = "image", max_pixels: int | None = MAX_PI
     return open_image_bytes(data, where, max_pixels)
 
 
-def _strength(value) -> float:
+def _setting(row, column: str, default):
+    """The row's value of an optional setting column: ``default`` when the column or the value is
+    missing (None, NaN); a number as a float; anything else as it is, for the check to refuse."""
+    value = row[column] if column in row.index else None
     if value is None:
-        return 1.0
+        return default
     try:
         if pd.isna(value):
-            return 1.0
+            return default
     except (TypeError, ValueError):
         pass
     return float(value) if isinstance(value, (int, float, np.integer, np.floating)) else value
@@ -93,6 +100,8 @@ class EnhancerModel(mlflow.pyfunc.PythonModel):
 
     # the hint stops MLflow's "add type hints" warning; a DataFrame hint leaves the schema to SIGNATURE
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        from dataclasses import replace
+
         from lowlight.imageio import photo_metadata
         from lowlight.inference.enhancer import enhance
 
@@ -100,14 +109,14 @@ class EnhancerModel(mlflow.pyfunc.PythonModel):
             model_input = pd.DataFrame(model_input)
         if "image" not in model_input.columns:
             raise ValueError("model input needs a column 'image' (base64 of an image file)")
-        has_strength = "strength" in model_input.columns
         out = []
         for index, row in model_input.iterrows():
             where = f"row {index}"
             raw = decode_image(row["image"], where=where, max_pixels=MAX_PIXELS)
-            strength = _strength(row["strength"]) if has_strength else 1.0
             try:
-                img = enhance(raw, enhancer=self.enhancer, strength=strength, max_pixels=None)
+                enhancer = replace(self.enhancer, exposure=_setting(row, "exposure", 0.0),
+                                   shadows=_setting(row, "shadows", None))  # the loaded sessions, shared
+                img = enhance(raw, enhancer=enhancer, strength=_setting(row, "strength", 1.0), max_pixels=None)
             except ValueError as exc:
                 raise ValueError(f"{where}: {exc}") from exc
             buf = io.BytesIO()
