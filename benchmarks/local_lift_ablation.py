@@ -23,6 +23,13 @@ Rows, all on the shipped weights with the lift off, each photo through the netwo
   sets are printed first for these rows (the floor's benefit is by construction: what it
   fills is black, so only its cost is chosen on). These rows, and those above, raise a pixel's
   colour with its luma (``chroma 1``), as the lift did when they were chosen;
+* ``gate G``: the shipped lift, its auto amount ramped from an input crushed share of ``G`` (the
+  gate's start; 0.20 before, :data:`~lowlight.inference.shadows.GATE` [0] now) to 35 %. What a
+  lower start buys is by construction (more photos lifted and floored), so it is chosen on cost:
+  the start is the crushed share from which a photo fails the issue's per-group bound (10 %),
+  and the selection sets must lose at most 0.005 dB there; a second table shows the benefit, the
+  crushed share on the real dark photos bracketed at more exposures (:data:`GATE_BRACKETS`),
+  those with mean luma under 0.25;
 * ``chroma C``: the shipped lift with a pixel's colour (its difference from its luma) raised
   by ``gain ** C`` while its luma is raised by the gain (1: the colour ratios kept, as before;
   0: the colour left as it was). The shipped :data:`~lowlight.inference.shadows.CHROMA` is
@@ -31,7 +38,7 @@ Rows, all on the shipped weights with the lift off, each photo through the netwo
   buys: the colour where the input carries no signal, which can only be invented.
 
     python benchmarks/local_lift_ablation.py --lol-prepared DIR [--targets 0.15 0.175 0.2] [--floors 0.03 0.055 0.08]
-        [--floor-ramps 1 2 3 5 100] [--chromas 1 0.75 0.5 0.25 0]
+        [--floor-ramps 1 2 3 5 100] [--chromas 1 0.75 0.5 0.25 0] [--gates 0.2 0.15 0.1 0.08 0.05 0]
 
 It prints local_exposure.py's four tables: (a) real dark photos, (b) uneven light, (c)
 well-lit photos and (d) LOL ``val`` (with ``--lol-prepared``).
@@ -51,6 +58,7 @@ import local_exposure as measures  # noqa: E402  (the four measures, as that scr
 from lowlight.inference.shadows import FLOOR  # noqa: E402
 from exposure_restraint_ablation import selection_arguments, selection_sets  # noqa: E402
 
+GATE_BRACKETS = (0.35, 0.7, 1.4, 2.8, 4.0)  # exposure factors of the gate rows' benefit table (linear light)
 CELLS = 24  # the gamma prototype's map: cells on the photo's short side
 BLUR = 1.5  # its Gaussian blur, in cells
 
@@ -91,6 +99,23 @@ def local_gamma(low: np.ndarray, out: np.ndarray, t: float = 0.2, e_min: float =
     return np.clip(np.power(o, e[..., None]) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _gate_benefit(gates: dict, dark: Path) -> None:
+    """Crushed share (%) on the real dark photos bracketed at :data:`GATE_BRACKETS`, mean luma under 0.25."""
+    from lowlight.evaluation.exposure_measures import crushed_share, luma01
+
+    photos = [measures.bracket(measures._read(p), f) for p in sorted(dark.iterdir()) if p.is_file()
+              for f in GATE_BRACKETS]
+    photos = [x for x in photos if luma01(x).mean() < 0.25]
+    print(f"gate rows: crushed % on {len(photos)} bracketed real dark photos (x{', x'.join(map(str, GATE_BRACKETS))}; "
+          "mean luma < 0.25)")
+    print(f"{'gate':<12}{'input mean':>11}{'mean':>8}{'max':>8}{'over 6 %':>10}")
+    inputs = np.array([crushed_share(x) for x in photos])
+    for name, fn in gates.items():
+        c = np.array([crushed_share(fn(x)) for x in photos])
+        print(f"{name:<12}{100 * inputs.mean():11.2f}{100 * c.mean():8.2f}{100 * c.max():8.2f}{int((c > 0.06).sum()):10d}",
+              flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", nargs="*", type=float, default=[0.15, 0.175, 0.2], help="gain rows' target levels")
@@ -100,10 +125,12 @@ def main(argv=None) -> None:
                     help="floor ramp rows (the shipped target and floor)")
     ap.add_argument("--chromas", nargs="*", type=float, default=[1.0, 0.75, 0.5, 0.25, 0.0],
                     help="colour exponent rows (the shipped target, floor and ramp)")
+    ap.add_argument("--gates", nargs="*", type=float, default=[0.2, 0.15, 0.1, 0.08, 0.05, 0.0],
+                    help="auto gate rows: the input's crushed share where the lift starts (full at the shipped end)")
     selection_arguments(ap, lol_required=False)  # without --lol-prepared, (d) and the selection sets are skipped
     args = ap.parse_args(argv)
 
-    from lowlight.inference.shadows import TARGET, lift_shadows
+    from lowlight.inference.shadows import GATE, TARGET, auto_amount, lift_shadows
 
     no_lift = measures.shipped_without_lift()  # each photo through the network once, for all rows
 
@@ -123,6 +150,10 @@ def main(argv=None) -> None:
                 for r in args.floor_ramps}
     selected.update({f"chroma {c:g}": (lambda c: lambda x: lift_shadows(no_lift(x), x, chroma=c))(c)
                      for c in args.chromas})
+    gates = {f"gate {g:g}": (lambda g: lambda x: lift_shadows(no_lift(x), x, auto_amount(x, (g, GATE[1]))))(g)
+             for g in args.gates}
+    selected.update(gates)
+    _gate_benefit(gates, args.dark)
     if args.lol_prepared:
         from lowlight.evaluation.scores import psnr
 

@@ -142,7 +142,7 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
     screenshots = os.environ.get("LOWLIGHT_SCREENSHOTS") == "1"
     src = tmp_path / "in" / "night.png"
     src.parent.mkdir()
-    # dark enough that auto lifts its shadows part way (27 % of it crushed: amount 0.45)
+    # dark enough that auto lifts its shadows part way (27 % of it crushed: amount 0.67)
     Image.fromarray(darken(synthetic_photo(48, 64, seed=11), 0.013, seed=11)).save(src)
     files = [src]
     if screenshots:  # a photo large enough to show what the card looks like
@@ -179,7 +179,7 @@ def test_upload_slide_download_equals_the_cli(tmp_path):
         shadows = card.find_element(By.CSS_SELECTOR, "input.shadows")
         shadows_label = card.find_element(By.CSS_SELECTOR, ".shadows-value")
         auto = card.find_element(By.CSS_SELECTOR, "button.auto")
-        assert shadows_label.text == "auto 0.45" and not auto.is_enabled()
+        assert shadows_label.text == "auto 0.67" and not auto.is_enabled()
         link = card.find_element(By.CSS_SELECTOR, "a.download")
         job_id = card.get_attribute("data-id")
         assert link.get_attribute("href").endswith(f"/api/jobs/{job_id}/download?strength=0.5&exposure=0&shadows=auto")

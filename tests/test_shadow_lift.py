@@ -40,6 +40,11 @@ def test_the_gate_reads_the_inputs_crushed_share():
     ramp[:] = 100
     ramp[:27] = 5  # 27 % crushed: between the gate's ends
     assert auto_amount(ramp) == pytest.approx((0.27 - shadows.GATE[0]) / (shadows.GATE[1] - shadows.GATE[0]))
+    assert auto_amount(ramp, (0.2, 0.35)) == pytest.approx(0.07 / 0.15)  # the ablation's gates
+    ramp[9:] = 100  # 9 % crushed: within the local-exposure issue's bound (10 %), left alone
+    assert shadows.GATE[0] == 0.10 and auto_amount(ramp) == 0.0
+    ramp[:12] = 5  # 12 %: a little lift
+    assert 0 < auto_amount(ramp) < 0.1
 
 
 def test_a_clean_photo_is_returned_as_it_is():
