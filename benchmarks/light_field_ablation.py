@@ -42,7 +42,7 @@ def estimated_field(low: np.ndarray, radius: int) -> np.ndarray:
     """The smooth upper envelope of ``low``'s linear max-RGB, brightest (99th percentile) 1: H x W float32."""
     from scipy import ndimage
 
-    from lowlight.data.degrade import srgb_to_linear
+    from lowlight.srgb import srgb_to_linear
 
     top = srgb_to_linear(low.max(axis=2) / 255.0).astype(np.float32)
     h, w = top.shape
@@ -57,7 +57,7 @@ def estimated_field(low: np.ndarray, radius: int) -> np.ndarray:
 def sets(args):
     """The selection sets of exposure_restraint_ablation.py, drawn the same way, with the uneven set's fields."""
     from lowlight.config import load_params
-    from lowlight.data.degrade import darken
+    from lowlight.srgb import darken
     from lowlight.data.illumination import illumination
 
     cfg = load_params(args.params).data.degrade

@@ -101,14 +101,14 @@ BRACKETS = (0.5, 2.0)  # exposure factors in linear light for (a)'s brackets: on
 
 
 def _linear(rgb: np.ndarray) -> np.ndarray:
-    from lowlight.data.degrade import srgb_to_linear
+    from lowlight.srgb import srgb_to_linear
 
     return srgb_to_linear(rgb / 255.0)
 
 
 def _srgb8(linear: np.ndarray) -> np.ndarray:
     """Linear light back to uint8 sRGB, clipped to [0, 1] first."""
-    from lowlight.data.degrade import linear_to_srgb
+    from lowlight.srgb import linear_to_srgb
 
     return np.rint(linear_to_srgb(np.clip(linear, 0.0, 1.0)) * 255.0).astype(np.uint8)
 
@@ -166,7 +166,7 @@ def _heldout(folder: Path, n: int) -> list[Path]:
 
 def uneven(methods: dict, photos: list[Path], params: Path) -> None:
     from lowlight.config import load_params
-    from lowlight.data.degrade import darken
+    from lowlight.srgb import darken
     from lowlight.evaluation.scores import psnr, ssim
 
     cfg = replace(load_params(params).data.degrade, uneven=1.0)

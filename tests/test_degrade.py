@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lowlight.config import DegradeConfig
-from lowlight.data.degrade import (Degradation, apply_degradation, darken, linear_to_srgb, sample_degradation,
-                              srgb_to_linear)
+from lowlight.data.degrade import Degradation, apply_degradation, darken, sample_degradation
+from lowlight.srgb import linear_to_srgb, srgb_to_linear
 
 from conftest import synthetic_photo
 

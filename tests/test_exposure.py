@@ -94,7 +94,7 @@ def test_shoulder_holds_a_bright_sky_a_plain_gain_clips():
 
 @pytest.mark.parametrize("ev", [-3.0, -1.0, -0.3, 0.3, 1.0, 2.0, 3.0])
 def test_exposure_compensation_is_stops_of_linear_light(ev):
-    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
+    from lowlight.srgb import linear_to_srgb, srgb_to_linear
 
     table = compensation_table(ev).astype(int)
     assert np.all(np.diff(table) >= 0) and table[0] == 0  # the order of tones; black stays black

@@ -37,9 +37,9 @@ import numpy as np
 
 from lowlight.config import DegradeConfig
 from lowlight.data.illumination import LightField, illumination, sample_field
+from lowlight.srgb import linear_to_srgb, srgb_to_linear
 
-__all__ = ["Degradation", "srgb_to_linear", "linear_to_srgb", "sample_degradation", "apply_degradation",
-           "darken"]
+__all__ = ["Degradation", "sample_degradation", "apply_degradation", "darken"]
 
 
 @dataclass(frozen=True)
@@ -49,20 +49,6 @@ class Degradation:
     exposure: float  # linear factor applied to the light, e.g. 0.05 = 1/20
     gains: tuple[float, float, float]  # per-channel colour-cast gains (R, G, B)
     field: LightField | None = None  # uneven light (None: the same exposure everywhere)
-
-
-def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 decoding of values in [0, 1] (not the gamma-2.2 approximation)."""
-    srgb = np.asarray(srgb, dtype=np.float64)
-    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 encoding of linear values in [0, 1]."""
-    linear = np.asarray(linear, dtype=np.float64)
-    # the max() keeps the power away from negatives; that branch is discarded by where()
-    return np.where(linear <= 0.0031308, linear * 12.92,
-                    1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055)
 
 
 def sample_degradation(cfg: DegradeConfig, rng: np.random.Generator, aspect: float = 1.0) -> Degradation:

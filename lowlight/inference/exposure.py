@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from lowlight.histbranch.histogram import LUMA_WEIGHTS, pil_view
+from lowlight.srgb import linear_to_srgb, srgb_to_linear
 
 __all__ = ["KNEE", "EXPOSURE_MAX", "exposure_gain", "anchor_exposure", "grey_mean_u8", "scale_levels", "shoulder_table",
            "compensation_table", "compensate_exposure"]
@@ -108,8 +109,6 @@ def compensation_table(ev: float, knee: float = KNEE) -> np.ndarray:
     (the sRGB value, extended past white by the same power law) as :func:`shoulder_table` does,
     so white stays white and no tone the photo did not clip is clipped; darkening is exact.
     """
-    from lowlight.data.degrade import linear_to_srgb, srgb_to_linear
-
     y = linear_to_srgb(srgb_to_linear(np.arange(256) / 255.0) * 2.0 ** float(ev))
     if ev > 0:
         y = _shoulder(y, knee)
