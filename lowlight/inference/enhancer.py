@@ -170,10 +170,11 @@ class Enhancer:
         (None: the enhancer's own, :attr:`exposure`; else stops from -3 to 3), then the shadow lift
         at ``amount`` (None: :attr:`shadows`; a number from 0 to ``SHADOWS_MAX`` otherwise)."""
         ev = self.exposure if exposure is None else check_exposure(exposure)
+        compensated = compensate_exposure(unlifted, ev)
         if self.network is None:
-            return compensate_exposure(unlifted, ev)
+            return compensated
         amount = self.shadows if amount is None else check_shadows(amount)
-        return lift_shadows(compensate_exposure(unlifted, ev), rgb, amount, floor=0.0 if self.keep_black else FLOOR)
+        return lift_shadows(compensated, rgb, amount, floor=0.0 if self.keep_black else FLOOR)
 
     # ----------------------------------------------------------------- network
 
