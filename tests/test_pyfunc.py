@@ -127,8 +127,13 @@ def test_pyfunc_model_gives_the_cli_pixels(store, tmp_path):
     assert not np.array_equal(expected, expected_png)
     np.testing.assert_array_equal(_rgb(decode_image(set_["image"][1])),
                                   _rgb(Image.open(_cli(png, tmp_path / "cli_08", "--strength", "0.8"))))
-    with pytest.raises(Exception, match="row 0: --exposure 5.0: must be a number of stops"):
+    # a bad setting names the row and the column (not the CLI's flag) and the range
+    with pytest.raises(Exception, match="row 0: column 'exposure': 5.0: must be a number of stops from -3 to 3"):
         model.predict(pd.DataFrame({"image": [encode_image(png)], "exposure": [5.0]}))
+    with pytest.raises(Exception, match=r"row 1: column 'shadows': 3.0: .* NaN \(or no such column\) for auto"):
+        model.predict(pd.DataFrame({"image": [encode_image(png)] * 2, "shadows": [1.0, 3.0]}))
+    with pytest.raises(Exception, match="row 0: column 'strength': -1.0: must be a number from 0"):
+        model.predict(pd.DataFrame({"image": [encode_image(png)], "strength": [-1.0]}))
 
 
 # a light install (numpy, Pillow, onnxruntime) plus MLflow: torch and XGBoost cannot be imported

@@ -75,8 +75,11 @@ def decode_image(b64: str, where: str = "image", max_pixels: int | None = MAX_PI
 
 
 def _setting(row, column: str, default):
-    """The row's value of an optional setting column: ``default`` when the column or the value is
-    missing (None, NaN); a number as a float; anything else as it is, for the check to refuse."""
+    """The row's value of an optional setting column, checked as ``lowlight enhance`` checks its flag of
+    the same name: ``default`` when the column or the value is missing (None, NaN); a bad value is a
+    ValueError of one line that names the column."""
+    from lowlight.inference.settings import check_exposure, check_shadows, check_strength
+
     value = row[column] if column in row.index else None
     if value is None:
         return default
@@ -85,7 +88,13 @@ def _setting(row, column: str, default):
             return default
     except (TypeError, ValueError):
         pass
-    return float(value) if isinstance(value, (int, float, np.integer, np.floating)) else value
+    value = float(value) if isinstance(value, (int, float, np.integer, np.floating)) else value
+    check = {"strength": check_strength, "exposure": check_exposure, "shadows": check_shadows}[column]
+    try:
+        return check(value)
+    except ValueError as exc:
+        message = str(exc).replace(f"--{column} ", f"column {column!r}: ", 1)
+        raise ValueError(message.replace("leave it out for auto", "NaN (or no such column) for auto")) from None
 
 
 class EnhancerModel(mlflow.pyfunc.PythonModel):
