@@ -57,7 +57,7 @@ def estimated_field(low: np.ndarray, radius: int) -> np.ndarray:
 def sets(args):
     """The selection sets of exposure_restraint_ablation.py, drawn the same way, with the uneven set's fields."""
     from lowlight.config import load_params
-    from lowlight.srgb import darken
+    from lowlight.data.degrade import darken
     from lowlight.data.illumination import illumination
 
     cfg = load_params(args.params).data.degrade

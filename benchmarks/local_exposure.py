@@ -166,7 +166,7 @@ def _heldout(folder: Path, n: int) -> list[Path]:
 
 def uneven(methods: dict, photos: list[Path], params: Path) -> None:
     from lowlight.config import load_params
-    from lowlight.srgb import darken
+    from lowlight.data.degrade import darken
     from lowlight.evaluation.scores import psnr, ssim
 
     cfg = replace(load_params(params).data.degrade, uneven=1.0)
