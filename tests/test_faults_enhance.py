@@ -134,27 +134,33 @@ def test_strength_blends_with_the_input_and_refuses_bad_values(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_shadows_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, monkeypatch):
+def _enhancer_settings(tmp_path, monkeypatch, src, setting: str, flag_lists) -> list:
+    """``args.<setting>`` as the enhancer loader received it, for one CLI call per list of flags."""
     from enhance_stub import stub_enhancer
 
     from lowlight.cli import enhance as cli_enhance
 
+    recorded = []
+
+    def recording(args, q, w):
+        recorded.append(getattr(args, setting))
+        return stub_enhancer(args, q, w)
+
+    for k, flags in enumerate(flag_lists):
+        with monkeypatch.context() as mp:
+            mp.setattr(cli_enhance, "_load_enhancer", recording)
+            assert main(["enhance", str(src), "-o", str(tmp_path / f"{setting}{k}"), "-q", *flags]) == 0
+    return recorded
+
+
+def test_shadows_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, monkeypatch):
     src = _photo(tmp_path / "a.png", size=(10, 12))
     seen = []
     for s, want in (("auto", None), ("AUTO", None), ("0", 0.0), ("1.5", 1.5), ("2", 2.0)):
         code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / f"o{len(seen)}", "--shadows", s])
         assert code == 0, err
         seen.append(want)
-    recorded = []
-
-    def recording(args, q, w):
-        recorded.append(args.shadows)
-        return stub_enhancer(args, q, w)
-
-    for s in ("auto", "0", "1.5"):
-        with monkeypatch.context() as mp:
-            mp.setattr(cli_enhance, "_load_enhancer", recording)
-            assert main(["enhance", str(src), "-o", str(tmp_path / f"r{s}"), "-q", "--shadows", s]) == 0
+    recorded = _enhancer_settings(tmp_path, monkeypatch, src, "shadows", [["--shadows", s] for s in ("auto", "0", "1.5")])
     assert recorded == [None, 0.0, 1.5]
     for bad in ("-1", "2.5", "nan", "lots"):
         code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / "bad", "--shadows", bad])
@@ -164,22 +170,9 @@ def test_shadows_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, mo
 
 
 def test_exposure_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, monkeypatch):
-    from enhance_stub import stub_enhancer
-
-    from lowlight.cli import enhance as cli_enhance
-
     src = _photo(tmp_path / "a.png", size=(10, 12))
-    recorded = []
-
-    def recording(args, q, w):
-        recorded.append(args.exposure)
-        return stub_enhancer(args, q, w)
-
-    for ev in (None, "-1.5", "0.5", "3"):
-        with monkeypatch.context() as mp:
-            mp.setattr(cli_enhance, "_load_enhancer", recording)
-            flags = [] if ev is None else [f"--exposure={ev}"]
-            assert main(["enhance", str(src), "-o", str(tmp_path / f"r{ev}"), "-q", *flags]) == 0
+    flag_lists = [[] if ev is None else [f"--exposure={ev}"] for ev in (None, "-1.5", "0.5", "3")]
+    recorded = _enhancer_settings(tmp_path, monkeypatch, src, "exposure", flag_lists)
     assert recorded == [0.0, -1.5, 0.5, 3.0]
     for bad in ("-3.5", "4", "nan", "inf", "bright"):
         code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / "bad", f"--exposure={bad}"])
@@ -189,21 +182,8 @@ def test_exposure_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, m
 
 
 def test_keep_black_reaches_the_enhancer(tmp_path, monkeypatch):
-    from enhance_stub import stub_enhancer
-
-    from lowlight.cli import enhance as cli_enhance
-
     src = _photo(tmp_path / "a.png", size=(10, 12))
-    kept = []
-
-    def recording(args, q, w):
-        kept.append(args.keep_black)
-        return stub_enhancer(args, q, w)
-
-    for extra in ([], ["--keep-black"]):
-        with monkeypatch.context() as mp:
-            mp.setattr(cli_enhance, "_load_enhancer", recording)
-            assert main(["enhance", str(src), "-o", str(tmp_path / f"k{len(kept)}"), "-q", *extra]) == 0
+    kept = _enhancer_settings(tmp_path, monkeypatch, src, "keep_black", [[], ["--keep-black"]])
     assert kept == [False, True]
 
 
