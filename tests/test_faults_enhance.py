@@ -160,7 +160,8 @@ def test_shadows_option_reaches_the_enhancer_and_refuses_bad_values(tmp_path, mo
         code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / f"o{len(seen)}", "--shadows", s])
         assert code == 0, err
         seen.append(want)
-    recorded = _enhancer_settings(tmp_path, monkeypatch, src, "shadows", [["--shadows", s] for s in ("auto", "0", "1.5")])
+    flag_lists = [["--shadows", s] for s in ("auto", "0", "1.5")]
+    recorded = _enhancer_settings(tmp_path, monkeypatch, src, "shadows", flag_lists)
     assert recorded == [None, 0.0, 1.5]
     for bad in ("-1", "2.5", "nan", "lots"):
         code, err = run_cli(tmp_path / "w", [src, "-o", tmp_path / "bad", "--shadows", bad])
